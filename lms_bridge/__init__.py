@@ -1,0 +1,66 @@
+"""lms_bridge: an LTI 1.3 tool for the course project workflow and expert consultations."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import requests
+from flask import Flask
+
+from . import config as settings
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Application factory: defaults, environment, then `config` (tests and `demo` pass overrides)."""
+    app = Flask(__name__, instance_relative_config=False)
+    values = settings.load(config)
+    Path(values["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    if not values.get("SECRET_KEY"):
+        values["SECRET_KEY"] = settings.secret_key(values["DATA_DIR"])
+    app.config.from_mapping(values)
+    app.config["MAX_CONTENT_LENGTH"] = (values["MAX_UPLOAD_MB"] + 1) * 1024 * 1024
+    app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()
+    logging.getLogger("lms_bridge").setLevel(logging.INFO)
+
+    from . import db, errors, main
+    from .lti import deep_linking, views
+
+    db.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(deep_linking.bp)
+    app.register_blueprint(main.bp)
+    for register in _workflow_blueprints():
+        register(app)
+    if app.config["SANDBOX_ENABLED"]:
+        from .sandbox import init_app as init_sandbox
+
+        init_sandbox(app)
+
+    @app.after_request
+    def _frame_headers(resp):
+        # The tool lives inside the LMS iframe: allow framing, but keep pages out of shared caches.
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "text/html":
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    return app
+
+
+def _workflow_blueprints():
+    """Each workflow package exposes `init_app(app)`; missing ones are simply not mounted."""
+    import importlib
+
+    found = []
+    for name in ("projects.views", "booking.views", "sync.views"):
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            target = f"{__name__}.{name}"
+            if not (e.name and target.startswith(e.name)):
+                raise
+            continue
+        found.append(module.init_app)
+    return found

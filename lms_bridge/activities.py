@@ -1,0 +1,32 @@
+"""Where a launch lands: each workflow blueprint registers the view for its activity keys."""
+from __future__ import annotations
+
+from flask import url_for
+
+# activity key -> (title, score maximum or None when the activity is not graded)
+CATALOGUE = {
+    "project_plan": ("Course project: project plan", 100),
+    "project_report": ("Course project: project report", 100),
+    "final_presentation": ("Course project: final presentation", 100),
+    "consultations": ("Expert consultations", None),
+}
+DESCRIPTIONS = {
+    "project_plan": "Submit the plan for your course project in your city; facilitators review and grade it.",
+    "project_report": "Report what your project did, its results against your indicators, and your action plan.",
+    "final_presentation": "Upload the slides you present at the closing workshop.",
+    "consultations": "Book an online consultation with a human rights expert.",
+}
+_ENDPOINTS: dict[str, str] = {}
+
+
+def register(activity: str, endpoint: str) -> None:
+    _ENDPOINTS[activity] = endpoint
+
+
+def endpoint_for(activity: str | None) -> str | None:
+    return _ENDPOINTS.get(activity or "")
+
+
+def landing_url(activity: str | None, token: str) -> str:
+    endpoint = endpoint_for(activity)
+    return url_for(endpoint, lt=token) if endpoint else url_for("main.home", lt=token)

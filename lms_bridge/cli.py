@@ -1,0 +1,242 @@
+"""`lms-bridge`: a thin command line over the library. Errors: one line on stderr, non-zero exit."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import create_app
+from .db import connect, migrate
+
+
+def _app(**overrides):
+    try:
+        return create_app(overrides or None)
+    except Exception as e:  # configuration problems are the admin's to fix: say so in one line
+        raise click.ClickException(f"{type(e).__name__}: {e}") from None
+
+
+def _db(app):
+    return connect(app.config["DATABASE_URL"])
+
+
+def prepare(app) -> list[str]:
+    """Migrate and make sure a signing key exists: what `init`, `serve` and `demo` all need first."""
+    from lti_config import keys
+
+    db = _db(app)
+    try:
+        applied = migrate(db)
+        kid = keys.ensure_key(db, app.config["DATA_DIR"])
+    finally:
+        db.close()
+    return applied + ([f"key:{kid}"] if kid else [])
+
+
+@click.group()
+def main():
+    """lms_bridge: LTI 1.3 course project and consultation tool."""
+
+
+@main.command()
+def init():
+    """Create or migrate the database and the first signing key (idempotent)."""
+    app = _app()
+    done = prepare(app)
+    click.echo(f"database: {app.config['DATABASE_URL']}")
+    click.echo("applied: " + (", ".join(done) if done else "nothing (already up to date)"))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve(host, port, workers, threads):
+    """Serve the tool with a production WSGI server (gunicorn)."""
+    app = _app()
+    prepare(app)
+    from .server import run
+
+    run(lambda: create_app(), host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+def demo(port):
+    """The tool together with the sandbox LMS and a seeded demo course."""
+    from .sandbox import seed_demo
+    from .server import run
+
+    overrides = {"TOOL_URL": f"http://127.0.0.1:{port}", "SANDBOX_ENABLED": True}
+    app = _app(**overrides)
+    prepare(app)
+    with app.app_context():
+        seed_demo(app)
+    click.echo(f"lms_bridge demo with the sandbox LMS: open http://127.0.0.1:{port}/sandbox/")
+    run(lambda: create_app(overrides), host="127.0.0.1", port=port, workers=1, threads=8,
+        background_worker=True)
+
+
+@main.command()
+def config():
+    """Print what an LMS admin pastes into the LMS."""
+    from lti_config.tool import config_lines
+
+    app = _app()
+    for label, value in config_lines(app.config["TOOL_URL"]):
+        click.echo(f"{label}: {value}")
+
+
+@main.group()
+def keys():
+    """The tool's signing keys."""
+
+
+@keys.command("list")
+def keys_list():
+    from lti_config.keys import jwks
+    from .db import lti as q
+
+    app = _app()
+    db = _db(app)
+    published = {k["kid"] for k in jwks(db, app.config["KEY_GRACE_DAYS"])["keys"]}
+    for row in q.all_tool_keys(db):
+        state = "active" if row["retired_at"] is None else ("published" if row["kid"] in published else "expired")
+        click.echo(f"{row['kid']}\t{state}\tcreated {row['created_at']}" +
+                   (f"\tretired {row['retired_at']}" if row["retired_at"] else ""))
+
+
+@keys.command("rotate")
+def keys_rotate():
+    """New active key; the previous public key stays in the JWKS for KEY_GRACE_DAYS."""
+    from lti_config.keys import rotate
+
+    app = _app()
+    prepare(app)
+    kid = rotate(_db(app), app.config["DATA_DIR"])
+    click.echo(f"new active key {kid}; previous keys stay published for {app.config['KEY_GRACE_DAYS']} days")
+
+
+@main.group()
+def platforms():
+    """Registered platforms and deployments."""
+
+
+@platforms.command("list")
+def platforms_list():
+    from .db import lti as q
+
+    app = _app()
+    rows = q.list_platforms(_db(app))
+    if not rows:
+        click.echo("no platforms registered")
+    for r in rows:
+        click.echo(f"{r['id']}\t{r['issuer']}\tclient {r['client_id']}\tdeployments {','.join(r['deployments'])}"
+                   + (f"\t{r['name']}" if r["name"] else ""))
+
+
+@platforms.command("add")
+@click.option("--issuer", required=True)
+@click.option("--client-id", required=True)
+@click.option("--auth-login-url", required=True)
+@click.option("--auth-token-url", required=True)
+@click.option("--key-set-url", required=True)
+@click.option("--deployment-id", required=True)
+@click.option("--name", default="")
+def platforms_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url, deployment_id, name):
+    """Manual registration (Moodle: the values shown after 'Configure a tool manually')."""
+    from lti_config.registrations import InvalidRegistration, add_platform
+
+    app = _app()
+    prepare(app)
+    try:
+        pid = add_platform(_db(app), issuer=issuer, client_id=client_id, auth_login_url=auth_login_url,
+                           auth_token_url=auth_token_url, key_set_url=key_set_url, deployment_id=deployment_id,
+                           name=name, allow_insecure=app.config["ALLOW_INSECURE_PLATFORMS"])
+    except InvalidRegistration as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"platform {pid}: {issuer} client {client_id} deployment {deployment_id}")
+
+
+@platforms.command("moodle-ws")
+@click.option("--issuer", required=True)
+@click.option("--url", required=True, help="Moodle's wwwroot")
+@click.option("--token", required=True)
+def platforms_moodle_ws(issuer, url, token):
+    """Attach Moodle web-service credentials to a platform and check them at once."""
+    from .sync.credentials import CredentialsError, attach
+
+    app = _app()
+    prepare(app)
+    try:
+        report = attach(_db(app), app.extensions["lms_bridge_http"], issuer=issuer, url=url, token=token)
+    except CredentialsError as e:
+        raise click.ClickException(str(e)) from None
+    for line in report:
+        click.echo(line)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+def worker(once):
+    """Deliver queued grade, completion, calendar and message jobs."""
+    from .sync.worker import run_worker
+
+    app = _app()
+    prepare(app)
+    run_worker(app, once=once, echo=click.echo)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--failed", is_flag=True, help="Only jobs that gave up.")
+@click.pass_context
+def outbox(ctx, failed):
+    """Inspect outbound jobs."""
+    if ctx.invoked_subcommand:
+        return
+    from .db import outbox as ob
+
+    app = _app()
+    prepare(app)
+    rows = ob.list_jobs(_db(app), failed_only=failed)
+    if not rows:
+        click.echo("no failed jobs" if failed else "outbox empty")
+    for r in rows:
+        click.echo(f"{r['id']}\t{r['state']}\t{r['kind']}\ttries {r['attempts']}\t{r['last_error'] or ''}")
+
+
+@outbox.command("retry")
+@click.argument("job_id", type=int)
+def outbox_retry(job_id):
+    """Put a failed job back in the queue."""
+    from .db import outbox as ob
+
+    app = _app()
+    if not ob.retry(_db(app), job_id):
+        raise click.ClickException(f"job {job_id} does not exist or is not failed")
+    click.echo(f"job {job_id} queued again")
+
+
+@main.group()
+def package():
+    """The course content package."""
+
+
+@package.command("build")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True))
+@click.option("--tool-url", default=None, help="Defaults to LMS_BRIDGE_URL.")
+def package_build(out, tool_url):
+    """Build the course as an IMS Common Cartridge 1.1 (.imscc)."""
+    from content_packages import ContentError, build_cartridge
+
+    app = _app()
+    try:
+        path = build_cartridge(out, tool_url or app.config["TOOL_URL"])
+    except (ContentError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The one registry of settings: name, environment variable, default and help text.
+
+The README documents every entry (a test keeps it honest); `create_app` reads them.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str | None
+    default: object
+    help: str
+    kind: type = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("TOOL_URL", "LMS_BRIDGE_URL", "http://127.0.0.1:5000",
+            "The tool's public base URL, used in every absolute URL handed to a platform."),
+    Setting("DATA_DIR", "LMS_BRIDGE_DATA", "./instance",
+            "Data directory: SQLite database, signing keys, uploaded files, secret key."),
+    Setting("DATABASE_URL", "LMS_BRIDGE_DATABASE_URL", None,
+            "Where the store lives (`sqlite:///path` or a file path); default `DATA_DIR/lms_bridge.sqlite3`."),
+    Setting("SECRET_KEY", "LMS_BRIDGE_SECRET_KEY", None,
+            "Session and launch-token signing secret; generated once into `DATA_DIR/secret_key`."),
+    Setting("SANDBOX_ENABLED", "LMS_BRIDGE_SANDBOX", False,
+            "Mount the sandbox LMS (a test double). Set by `lms-bridge demo` and the tests only.", bool),
+    Setting("LAUNCH_TOKEN_TTL", "LMS_BRIDGE_LAUNCH_TOKEN_TTL", 8 * 3600,
+            "Seconds a launch stays usable inside the LMS frame before the user must relaunch.", int),
+    Setting("STATE_TTL", "LMS_BRIDGE_STATE_TTL", 600,
+            "Seconds between OIDC login and launch before the login state expires.", int),
+    Setting("KEY_GRACE_DAYS", "LMS_BRIDGE_KEY_GRACE_DAYS", 14,
+            "Days a rotated-out public key stays in the JWKS so tokens signed before rotation verify.", int),
+    Setting("PLATFORM_KEYS_TTL", "LMS_BRIDGE_PLATFORM_KEYS_TTL", 86400,
+            "Seconds a platform's key set is cached before it is fetched again.", int),
+    Setting("HTTP_TIMEOUT", "LMS_BRIDGE_HTTP_TIMEOUT", 15,
+            "Seconds before an outbound call to a platform is abandoned (and retried by the outbox).", int),
+    Setting("MAX_UPLOAD_MB", "LMS_BRIDGE_MAX_UPLOAD_MB", 20,
+            "Largest attachment a learner may upload, in MiB.", int),
+    Setting("ALLOW_INSECURE_PLATFORMS", "LMS_BRIDGE_ALLOW_INSECURE", False,
+            "Accept plain-HTTP platforms that are not on loopback during dynamic registration (never in production).",
+            bool),
+)
+
+
+class ConfigError(Exception):
+    """A setting has a value the tool cannot use."""
+
+
+def _coerce(setting: Setting, raw: str):
+    if setting.kind is bool:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if setting.kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{setting.env} must be a whole number, not {raw!r}") from None
+    return raw
+
+
+def load(overrides: dict | None = None, environ=os.environ) -> dict:
+    """Defaults, then the environment, then explicit overrides (tests and `demo`)."""
+    values = {s.name: s.default for s in SETTINGS}
+    for s in SETTINGS:
+        if s.env and s.env in environ:
+            values[s.name] = _coerce(s, environ[s.env])
+    values.update(overrides or {})
+    values["TOOL_URL"] = str(values["TOOL_URL"]).rstrip("/")
+    data_dir = Path(values["DATA_DIR"]).resolve()
+    values["DATA_DIR"] = str(data_dir)
+    if not values["DATABASE_URL"]:
+        values["DATABASE_URL"] = str(data_dir / "lms_bridge.sqlite3")
+    return values
+
+
+def database_path(url: str) -> str:
+    """Accept `sqlite:///path` or a bare path; anything else is a configuration error."""
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    if "://" in url:
+        raise ConfigError(f"LMS_BRIDGE_DATABASE_URL must be a SQLite URL (sqlite:///path), not {url.split('://')[0]}://")
+    return url
+
+
+def secret_key(data_dir: str) -> str:
+    """Generate the secret once into the data directory so every worker shares it."""
+    path = Path(data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)  # atomic: the first worker's secret wins, complete
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,104 @@
+"""The database: one connection per request, named migrations, and every SQL statement of the tool.
+
+Domain modules call the query functions in this package (`db.lti`, `db.outbox`, ...), never SQL.
+"""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from ..config import database_path
+
+MIGRATION_SETS: list[Migrations] = []
+
+
+def migration_set(name: str) -> Migrations:
+    """Register a named, ordered migration set; sets are applied in registration order."""
+    m = Migrations(name)
+    MIGRATION_SETS.append(m)
+    return m
+
+
+def connect(url: str) -> sqlite_utils.Database:
+    """WAL and a busy timeout so several workers share the file without 'database is locked'."""
+    path = database_path(url)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")
+    with db.ensure_autocommit_on():
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations of every set; safe to run again. Returns what was applied."""
+    from . import schema  # noqa: F401  (registers the sets)
+
+    applied = []
+    # One write lock around everything: two workers starting together must not both migrate.
+    with write_transaction(db):
+        for m in MIGRATION_SETS:
+            pending = [p.name for p in m.pending(db)]
+            m.apply(db)
+            applied += [f"{m.name}:{n}" for n in pending]
+    return applied
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database):
+    """BEGIN IMMEDIATE: take the write lock up front so read-then-write decisions stay true."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    else:
+        db.execute("COMMIT")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ts(dt: datetime | None = None) -> str:
+    """UTC timestamps stored as sortable ISO strings."""
+    return (dt or utcnow()).astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+# Flask glue: connection per request on g, closed in teardown.
+def get_db():
+    from flask import current_app, g
+
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE_URL"])
+    return g.db
+
+
+def close_db(_exc=None):
+    from flask import g
+
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def init_app(app):
+    app.teardown_appcontext(close_db)

@@ -1,0 +1,194 @@
+"""Queries for platforms, deployments, keys, login state, nonces, launches and access tokens."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+
+from . import parse_ts, ts, utcnow, write_transaction
+
+
+def _write(db, sql: str, params):
+    with write_transaction(db):
+        return db.execute(sql, params)
+
+
+class DuplicatePlatform(Exception):
+    """The (issuer, client id) pair is registered already."""
+
+
+# --- platforms and deployments ------------------------------------------------------------
+def add_platform(db, *, issuer, client_id, auth_login_url, auth_token_url, key_set_url,
+                 name="", auth_audience=None, deployment_ids=()) -> int:
+    with write_transaction(db):
+        try:
+            cur = db.execute(
+                "INSERT INTO platforms (issuer, client_id, name, auth_login_url, auth_token_url,"
+                " auth_audience, key_set_url, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                [issuer, client_id, name, auth_login_url, auth_token_url, auth_audience, key_set_url, ts()])
+        except sqlite3.IntegrityError:
+            raise DuplicatePlatform(f"a platform with issuer {issuer} and client id {client_id} exists") from None
+        platform_id = cur.lastrowid
+        for dep in deployment_ids:
+            add_deployment(db, platform_id, dep)
+    return platform_id
+
+
+def add_deployment(db, platform_id: int, deployment_id: str) -> bool:
+    """Idempotent: returns False when the deployment was known."""
+    cur = _write(db, "INSERT OR IGNORE INTO deployments (platform_id, deployment_id, created_at) VALUES (?,?,?)",
+                     [platform_id, deployment_id, ts()])
+    return cur.rowcount == 1
+
+
+def list_platforms(db) -> list[dict]:
+    rows = [dict(r) for r in db.query("SELECT * FROM platforms ORDER BY id")]
+    for r in rows:
+        r["deployments"] = [d["deployment_id"] for d in db.query(
+            "SELECT deployment_id FROM deployments WHERE platform_id = ? ORDER BY id", [r["id"]])]
+    return rows
+
+
+def get_platform(db, platform_id: int) -> dict | None:
+    return next(db.query("SELECT * FROM platforms WHERE id = ?", [platform_id]), None)
+
+
+def find_platform(db, issuer: str, client_id: str | None = None) -> dict | None:
+    """By issuer and client id; by issuer alone only when the issuer has a single client."""
+    if client_id is not None:
+        return next(db.query("SELECT * FROM platforms WHERE issuer = ? AND client_id = ?", [issuer, client_id]), None)
+    rows = list(db.query("SELECT * FROM platforms WHERE issuer = ? LIMIT 2", [issuer]))
+    return rows[0] if len(rows) == 1 else None
+
+
+def issuer_known(db, issuer: str) -> bool:
+    return bool(list(db.query("SELECT 1 FROM platforms WHERE issuer = ? LIMIT 1", [issuer])))
+
+
+def has_deployment(db, platform_id: int, deployment_id: str) -> bool:
+    return bool(list(db.query("SELECT 1 FROM deployments WHERE platform_id = ? AND deployment_id = ?",
+                              [platform_id, deployment_id])))
+
+
+# --- platform key sets --------------------------------------------------------------------
+def cached_keyset(db, platform_id: int) -> tuple[dict, object] | None:
+    row = next(db.query("SELECT jwks, fetched_at FROM platform_keysets WHERE platform_id = ?", [platform_id]), None)
+    return (json.loads(row["jwks"]), parse_ts(row["fetched_at"])) if row else None
+
+
+def store_keyset(db, platform_id: int, jwks: dict) -> None:
+    _write(db, "INSERT INTO platform_keysets (platform_id, jwks, fetched_at) VALUES (?,?,?)"
+               " ON CONFLICT(platform_id) DO UPDATE SET jwks = excluded.jwks, fetched_at = excluded.fetched_at",
+               [platform_id, json.dumps(jwks), ts()])
+
+
+
+# --- the tool's signing keys --------------------------------------------------------------
+def add_tool_key(db, kid: str, public_jwk: dict) -> None:
+    """A new key becomes the active one; the previous active key starts its grace period."""
+    with write_transaction(db):
+        db.execute("UPDATE tool_keys SET retired_at = ? WHERE retired_at IS NULL", [ts()])
+        db.execute("INSERT INTO tool_keys (kid, public_jwk, created_at) VALUES (?,?,?)",
+                   [kid, json.dumps(public_jwk), ts()])
+
+
+def active_tool_key(db) -> dict | None:
+    return next(db.query("SELECT * FROM tool_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1"), None)
+
+
+def published_tool_keys(db, grace: timedelta) -> list[dict]:
+    cutoff = ts(utcnow() - grace)
+    return [dict(r) for r in db.query(
+        "SELECT * FROM tool_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC", [cutoff])]
+
+
+def all_tool_keys(db) -> list[dict]:
+    return [dict(r) for r in db.query("SELECT * FROM tool_keys ORDER BY created_at")]
+
+
+# --- OIDC login state and nonces ----------------------------------------------------------
+def save_state(db, *, state, nonce, platform_id, target_link_uri, storage_target, ttl_seconds) -> None:
+    now = utcnow()
+    _write(db, "INSERT INTO oidc_states (state, nonce, platform_id, target_link_uri, storage_target, created_at,"
+               " expires_at) VALUES (?,?,?,?,?,?,?)",
+               [state, nonce, platform_id, target_link_uri, storage_target, ts(now),
+                ts(now + timedelta(seconds=ttl_seconds))])
+
+
+
+def get_state(db, state: str) -> dict | None:
+    return next(db.query("SELECT * FROM oidc_states WHERE state = ?", [state]), None)
+
+
+def consume_state(db, state: str) -> bool:
+    """Single use: only the first launch that presents this state may proceed."""
+    now = ts()
+    cur = _write(db, "UPDATE oidc_states SET used_at = ? WHERE state = ? AND used_at IS NULL AND expires_at > ?",
+                     [now, state, now])
+    return cur.rowcount == 1
+
+
+def use_nonce(db, issuer: str, nonce: str, expires_at) -> bool:
+    """False when the nonce was seen before: a replayed id_token."""
+    try:
+        _write(db, "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?,?,?)", [issuer, nonce, ts(expires_at)])
+    except sqlite3.IntegrityError:
+        db.conn.rollback()
+        return False
+    return True
+
+
+def purge_expired(db) -> None:
+    now = ts()
+    with write_transaction(db):
+        db.execute("DELETE FROM oidc_states WHERE expires_at < ?", [now])
+        db.execute("DELETE FROM used_nonces WHERE expires_at < ?", [now])
+        db.execute("DELETE FROM launches WHERE expires_at < ?", [now])
+        db.execute("DELETE FROM access_tokens WHERE expires_at < ?", [now])
+
+
+# --- launches -----------------------------------------------------------------------------
+def save_launch(db, launch: dict) -> None:
+    row = dict(launch, claims=json.dumps(launch["claims"]))
+    cols = ", ".join(row)
+    _write(db, f"INSERT INTO launches ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+
+def get_launch(db, launch_id: str) -> dict | None:
+    row = next(db.query("SELECT * FROM launches WHERE id = ? AND expires_at > ?", [launch_id, ts()]), None)
+    if row:
+        row = dict(row, claims=json.loads(row["claims"]))
+    return row
+
+
+def set_launch_timezone(db, launch_id: str, tz: str) -> None:
+    _write(db, "UPDATE launches SET timezone = ? WHERE id = ?", [tz, launch_id])
+
+
+
+# --- service access tokens ----------------------------------------------------------------
+def get_access_token(db, platform_id: int, scopes: str):
+    row = next(db.query("SELECT token, expires_at FROM access_tokens WHERE platform_id = ? AND scopes = ?"
+                        " AND expires_at > ?", [platform_id, scopes, ts()]), None)
+    return (row["token"], parse_ts(row["expires_at"])) if row else None
+
+
+def set_access_token(db, platform_id: int, scopes: str, token: str, expires_at) -> None:
+    _write(db, "INSERT INTO access_tokens (platform_id, scopes, token, expires_at) VALUES (?,?,?,?)"
+               " ON CONFLICT(platform_id, scopes) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at",
+               [platform_id, scopes, token, ts(expires_at)])
+
+
+
+# --- Moodle web-service credentials -------------------------------------------------------
+def set_moodle_ws(db, platform_id: int, url: str, token: str, missing: list[str]) -> None:
+    _write(db, "INSERT INTO platform_ws (platform_id, url, token, checked_at, missing_functions) VALUES (?,?,?,?,?)"
+               " ON CONFLICT(platform_id) DO UPDATE SET url = excluded.url, token = excluded.token,"
+               " checked_at = excluded.checked_at, missing_functions = excluded.missing_functions",
+               [platform_id, url, token, ts(), json.dumps(missing)])
+
+
+
+def get_moodle_ws(db, platform_id: int) -> dict | None:
+    return next(db.query("SELECT * FROM platform_ws WHERE platform_id = ?", [platform_id]), None)

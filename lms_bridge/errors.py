@@ -1,0 +1,87 @@
+"""Named errors with an HTTP status, handled in one place: an HTML page in the LMS frame or JSON."""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("lms_bridge")
+
+
+class BridgeError(Exception):
+    """Base of every refusal the tool explains to a person or a platform."""
+
+    status = 400
+    code = "bad_request"
+    title = "Request refused"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+class LaunchError(BridgeError):
+    """An LTI login or launch failed validation; `code` names the reason (logged without personal data)."""
+
+    title = "This launch could not be accepted"
+
+
+class NotAuthorized(BridgeError):
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class LaunchExpired(BridgeError):
+    status = 401
+    code = "launch_expired"
+    title = "Your session in this tool has expired"
+
+
+class NotFound(BridgeError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(BridgeError):
+    status = 409
+    code = "conflict"
+    title = "Already changed"
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/") or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, code: str, title: str, message: str):
+    if wants_json():
+        return jsonify({"ok": False, "error": code, "title": title, "message": message, "status": status}), status
+    return render_template("error.html", status=status, code=code, title=title, message=message), status
+
+
+def init_app(app):
+    @app.errorhandler(BridgeError)
+    def _bridge(err: BridgeError):
+        if isinstance(err, LaunchError):
+            log.warning("launch refused: %s (%s)", err.code, request.path)
+        return error_response(err.status, err.code, err.title, err.message)
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        return error_response(err.code or 500, (err.name or "error").lower().replace(" ", "_"),
+                              err.name or "Error", err.description or "")
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unexpected error on %s", request.path)
+        return error_response(500, "internal_error", "Something went wrong",
+                              "The tool hit an unexpected problem. Nothing you submitted was lost; please try again.")

@@ -1,0 +1,61 @@
+"""Platform public keys: cached in the database with a TTL, refetched once for an unknown kid."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import jwt
+import requests
+
+from ..db import lti as q
+from ..db import utcnow
+from ..errors import LaunchError
+
+REFETCH_COOLDOWN = timedelta(seconds=30)
+
+
+class PlatformKeys:
+    """Key lookup for one platform, shared by every worker through the database cache."""
+
+    def __init__(self, db, session: requests.Session, platform: dict, ttl_seconds: int, timeout: float = 10):
+        self.db, self.session, self.platform = db, session, platform
+        self.ttl, self.timeout = timedelta(seconds=ttl_seconds), timeout
+
+    def key_for(self, kid: str | None):
+        cached = q.cached_keyset(self.db, self.platform["id"])
+        fresh = cached and utcnow() - cached[1] < self.ttl
+        jwks = cached[0] if fresh else self._fetch(stale=cached)
+        key = self._find(jwks, kid)
+        # Platforms rotate keys: one refetch for an unknown kid, but not more than once per cooldown.
+        if key is None and fresh and utcnow() - cached[1] > REFETCH_COOLDOWN:
+            key = self._find(self._fetch(stale=cached), kid)
+        if key is None:
+            raise LaunchError(f"The platform's key set has no key with kid {kid!r}; the signature cannot be "
+                              "checked.", code="bad_signature")
+        return key
+
+    def _find(self, jwks: dict, kid):
+        keys = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kty") == "RSA"]
+        match = [k for k in keys if k.get("kid") == kid] if kid else keys[:1] if len(keys) == 1 else []
+        if not match:
+            return None
+        try:
+            return jwt.PyJWK(match[0], algorithm="RS256").key
+        except jwt.PyJWKError:
+            return None
+
+    def _fetch(self, stale):
+        url = self.platform["key_set_url"]
+        try:
+            resp = self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+            resp.raise_for_status()
+            jwks = json.loads(resp.text)
+            if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+                raise ValueError("no keys array")
+        except (requests.RequestException, ValueError) as e:
+            if stale:
+                return stale[0]  # a platform outage must not stop launches signed with known keys
+            raise LaunchError(f"The platform's key set at {url} could not be fetched ({type(e).__name__}).",
+                              code="keyset_unavailable", status=502) from None
+        q.store_keyset(self.db, self.platform["id"], jwks)
+        return jwks

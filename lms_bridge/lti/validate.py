@@ -1,0 +1,181 @@
+"""Validate an LTI 1.3 id_token and turn it into a launch record. Plain functions, no Flask."""
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from urllib.parse import parse_qs, urlparse
+
+import jwt
+
+from . import AGS_CLAIM, CLAIM, DL_CLAIM, MESSAGE_TYPES, NRPS_CLAIM
+from ..db import lti as q
+from ..db import ts, utcnow
+from ..errors import LaunchError
+
+LEEWAY = 5
+ACTIVITIES = ("project_plan", "progress_update", "project_report", "final_presentation", "consultations")
+STAFF_ROLES = ("#Instructor", "#TeachingAssistant", "#ContentDeveloper", "#Mentor")
+ADMIN_ROLES = ("#Administrator", "#SysAdmin")
+
+
+def unverified(id_token: str) -> tuple[dict, dict]:
+    try:
+        header = jwt.get_unverified_header(id_token)
+        payload = jwt.decode(id_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise LaunchError("The id_token is not a well-formed JWT.", code="malformed_token") from None
+    if header.get("alg") != "RS256":
+        raise LaunchError(f"The id_token is signed with {header.get('alg')!r}; only RS256 is accepted.",
+                          code="bad_signature")
+    return header, payload
+
+
+def audience(payload: dict) -> str:
+    aud = payload.get("aud")
+    if isinstance(aud, list):
+        if len(aud) == 1:
+            return aud[0]
+        if payload.get("azp") in aud:
+            return payload["azp"]
+        raise LaunchError("The id_token has several audiences and no authorized party (azp).", code="wrong_audience")
+    if not isinstance(aud, str) or not aud:
+        raise LaunchError("The id_token has no audience (aud).", code="missing_claim")
+    return aud
+
+
+def find_platform(db, payload: dict) -> dict:
+    iss = payload.get("iss")
+    if not isinstance(iss, str) or not iss:
+        raise LaunchError("The id_token has no issuer (iss).", code="missing_claim")
+    platform = q.find_platform(db, iss, audience(payload))
+    if platform is None:
+        if q.issuer_known(db, iss):
+            raise LaunchError("The id_token is addressed to a client id this tool does not know for that platform.",
+                              code="wrong_audience")
+        raise LaunchError(f"The platform {iss} is not registered with this tool.", code="unknown_issuer")
+    return platform
+
+
+def verify_signature(id_token: str, key, platform: dict) -> dict:
+    try:
+        return jwt.decode(id_token, key, algorithms=["RS256"], audience=platform["client_id"],
+                          issuer=platform["issuer"], leeway=LEEWAY,
+                          options={"require": ["exp", "iat", "iss", "aud", "nonce"]})
+    except jwt.ExpiredSignatureError:
+        raise LaunchError("The launch has expired: the id_token's exp has passed. Please launch again from the LMS.",
+                          code="expired") from None
+    except jwt.InvalidAudienceError:
+        raise LaunchError("The id_token is not addressed to this tool (wrong audience).", code="wrong_audience") from None
+    except jwt.InvalidIssuerError:
+        raise LaunchError("The id_token's issuer does not match the registration.", code="unknown_issuer") from None
+    except jwt.MissingRequiredClaimError as e:
+        raise LaunchError(f"The id_token lacks the required claim {e.claim!r}.", code="missing_claim") from None
+    except jwt.ImmatureSignatureError:
+        raise LaunchError("The id_token is not valid yet (iat in the future).", code="expired") from None
+    except jwt.InvalidSignatureError:
+        raise LaunchError("The id_token's signature does not verify with the platform's key.",
+                          code="bad_signature") from None
+    except jwt.PyJWTError as e:
+        raise LaunchError(f"The id_token could not be verified ({type(e).__name__}).", code="bad_signature") from None
+
+
+def check_claims(db, claims: dict, platform: dict) -> str:
+    """Deployment, version, message type and per-type required claims. Returns the message type."""
+    deployment = claims.get(CLAIM + "deployment_id")
+    if not isinstance(deployment, str) or not deployment:
+        raise LaunchError("The id_token has no deployment_id claim.", code="missing_claim")
+    if not q.has_deployment(db, platform["id"], deployment):
+        raise LaunchError(f"Deployment {deployment!r} of this platform is not registered with this tool.",
+                          code="unknown_deployment")
+    if claims.get(CLAIM + "version") != "1.3.0":
+        raise LaunchError("The launch is not LTI version 1.3.0.", code="missing_claim")
+    mtype = claims.get(CLAIM + "message_type")
+    if mtype not in MESSAGE_TYPES:
+        raise LaunchError(f"Message type {mtype!r} is not supported by this tool.", code="unsupported_message_type")
+    required = {"sub": claims.get("sub"), "roles": claims.get(CLAIM + "roles"),
+                "context": (claims.get(CLAIM + "context") or {}).get("id")}
+    if mtype in ("LtiResourceLinkRequest", "LtiSubmissionReviewRequest"):
+        required["resource_link"] = (claims.get(CLAIM + "resource_link") or {}).get("id")
+    if mtype == "LtiDeepLinkingRequest":
+        required["deep_linking_settings"] = (claims.get(DL_CLAIM + "deep_linking_settings") or {}).get(
+            "deep_link_return_url")
+    if mtype == "LtiSubmissionReviewRequest":
+        required["for_user"] = (claims.get(CLAIM + "for_user") or {}).get("user_id")
+    for name, value in required.items():
+        if value in (None, "", []) or (name == "roles" and not isinstance(value, list)):
+            raise LaunchError(f"The launch lacks the required {name} claim.", code="missing_claim")
+    return mtype
+
+
+def role_of(roles: list) -> str:
+    roles = [r for r in roles if isinstance(r, str)]
+    if any(r.endswith(a) for r in roles for a in ADMIN_ROLES):
+        return "admin"
+    if any(r.endswith(s) or r in ("Instructor", "TeachingAssistant") for r in roles for s in STAFF_ROLES):
+        return "facilitator"
+    return "learner"
+
+
+def activity_of(claims: dict) -> str | None:
+    """Custom claim first; else the target link URI's ?activity= (cartridge imports drop custom params)."""
+    custom = claims.get(CLAIM + "custom") or {}
+    value = custom.get("activity") if isinstance(custom, dict) else None
+    if not value:
+        query = parse_qs(urlparse(str(claims.get(CLAIM + "target_link_uri") or "")).query)
+        value = (query.get("activity") or [None])[0]
+    return value if value in ACTIVITIES else None
+
+
+def timezone_hint(claims: dict) -> str | None:
+    custom = claims.get(CLAIM + "custom") or {}
+    tz = custom.get("user_tz") or custom.get("timezone") if isinstance(custom, dict) else None
+    return tz if isinstance(tz, str) and "/" in tz else None  # Moodle's "99" means the site default
+
+
+def launch_record(claims: dict, platform: dict, mtype: str, ttl_seconds: int) -> dict:
+    context = claims.get(CLAIM + "context") or {}
+    now = utcnow()
+    keep = {k: claims[k] for k in (AGS_CLAIM, NRPS_CLAIM, DL_CLAIM + "deep_linking_settings", CLAIM + "for_user",
+                                   CLAIM + "custom", CLAIM + "resource_link", CLAIM + "launch_presentation",
+                                   CLAIM + "roles", CLAIM + "target_link_uri") if k in claims}
+    return {
+        "id": secrets.token_urlsafe(24),
+        "platform_id": platform["id"],
+        "deployment_id": claims[CLAIM + "deployment_id"],
+        "context_id": str(context["id"]),
+        "context_title": str(context.get("title") or context.get("label") or ""),
+        "user_id": str(claims["sub"]),
+        "user_name": str(claims.get("name") or " ".join(filter(None, [claims.get("given_name"),
+                                                                        claims.get("family_name")])) or ""),
+        "user_email": str(claims.get("email") or ""),
+        "role": role_of(claims[CLAIM + "roles"]),
+        "message_type": mtype,
+        "resource_link_id": str((claims.get(CLAIM + "resource_link") or {}).get("id") or "") or None,
+        "activity": activity_of(claims),
+        "timezone": timezone_hint(claims),
+        "claims": keep,
+        "created_at": ts(now),
+        "expires_at": ts(now + timedelta(seconds=ttl_seconds)),
+    }
+
+
+def validate_launch(db, *, id_token: str, state_row: dict, keys_for, ttl_seconds: int) -> dict:
+    """Every check of an id_token against the login state it answers. Returns the stored launch."""
+    header, payload = unverified(id_token)
+    platform = find_platform(db, payload)
+    if platform["id"] != state_row["platform_id"]:
+        raise LaunchError("The id_token comes from a different platform than the login that started it.",
+                          code="state_mismatch")
+    claims = verify_signature(id_token, keys_for(platform).key_for(header.get("kid")), platform)
+    if not secrets.compare_digest(str(claims.get("nonce")), state_row["nonce"]):
+        raise LaunchError("The id_token's nonce does not match the login.", code="nonce_mismatch")
+    mtype = check_claims(db, claims, platform)
+    if not q.consume_state(db, state_row["state"]):
+        raise LaunchError("This login was already used or has expired. Please launch again from the LMS.",
+                          code="replayed")
+    exp = utcnow() + timedelta(seconds=max(60, int(claims["exp"]) - int(utcnow().timestamp()) + LEEWAY))
+    if not q.use_nonce(db, platform["issuer"], claims["nonce"], exp):
+        raise LaunchError("This id_token was already used (replayed nonce).", code="replayed")
+    launch = launch_record(claims, platform, mtype, ttl_seconds)
+    q.save_launch(db, launch)
+    return launch
