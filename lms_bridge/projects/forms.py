@@ -1,0 +1,234 @@
+"""Form schemas for each project stage and their validation.
+
+Drafts may be incomplete (only types, choices and lengths are checked); a submission must fill
+every required field. Errors are one clear message per field.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .stages import get_stage
+
+TEXT = "text"
+TEXTAREA = "textarea"
+CHOICE = "choice"
+MULTI = "multichoice"
+TARGETS = "targets"
+ATTACHMENT = "attachment"
+
+COUNTRIES: dict[str, str] = {
+    "AF": "Afghanistan", "AU": "Australia", "BD": "Bangladesh", "BT": "Bhutan",
+    "BN": "Brunei Darussalam", "KH": "Cambodia", "CN": "China", "FJ": "Fiji", "IN": "India",
+    "ID": "Indonesia", "JP": "Japan", "KI": "Kiribati", "LA": "Lao PDR", "MY": "Malaysia",
+    "MV": "Maldives", "MH": "Marshall Islands", "FM": "Micronesia", "MN": "Mongolia",
+    "MM": "Myanmar", "NR": "Nauru", "NP": "Nepal", "NZ": "New Zealand", "PK": "Pakistan",
+    "PW": "Palau", "PG": "Papua New Guinea", "PH": "Philippines", "KR": "Republic of Korea",
+    "WS": "Samoa", "SG": "Singapore", "SB": "Solomon Islands", "LK": "Sri Lanka",
+    "TH": "Thailand", "TL": "Timor-Leste", "TO": "Tonga", "TV": "Tuvalu", "VU": "Vanuatu",
+    "VN": "Viet Nam", "OTHER": "Other",
+}
+
+HRBA_PRINCIPLES: dict[str, str] = {
+    "participation_inclusion": "Participation and inclusion",
+    "transparency_accountability": "Transparency and accountability",
+    "equality_non_discrimination": "Equality and non-discrimination",
+}
+
+SDGS: dict[str, str] = {
+    "1": "No Poverty", "2": "Zero Hunger", "3": "Good Health and Well-being",
+    "4": "Quality Education", "5": "Gender Equality", "6": "Clean Water and Sanitation",
+    "7": "Affordable and Clean Energy", "8": "Decent Work and Economic Growth",
+    "9": "Industry, Innovation and Infrastructure", "10": "Reduced Inequalities",
+    "11": "Sustainable Cities and Communities", "12": "Responsible Consumption and Production",
+    "13": "Climate Action", "14": "Life Below Water", "15": "Life on Land",
+    "16": "Peace, Justice and Strong Institutions", "17": "Partnerships for the Goals",
+}
+
+_TARGET = re.compile(r"^(\d{1,2})\.(\d{1,2}|[a-z])$")
+_SEPARATORS = re.compile(r"[,;\s]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class FormInvalid(ValueError):
+    """A form that does not validate; `errors` maps field name to message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    kind: str
+    required: bool = True
+    max_length: int = 2000
+    choices: dict[str, str] | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Form:
+    stage: str
+    fields: tuple[Field, ...]
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+
+PLAN_FORM = Form("project_plan", (
+    Field("title", "Project title", TEXT, max_length=200),
+    Field("city", "City / municipality", TEXT, max_length=120),
+    Field("country", "Country", CHOICE, choices=COUNTRIES),
+    Field("country_other", "Country (if Other)", TEXT, required=False, max_length=120),
+    Field("problem", "Local problem", TEXTAREA, max_length=4000),
+    Field("affected_groups", "Who is affected (vulnerable groups)", TEXTAREA),
+    Field("hrba_principles", "HRBA principles", MULTI, choices=HRBA_PRINCIPLES),
+    Field("sdgs", "Sustainable Development Goals", MULTI, choices=SDGS),
+    Field("sdg_targets", "SDG targets", TARGETS, required=False, max_length=300,
+          help="Target numbers separated by commas, e.g. 11.3, 16.7 or 10.a"),
+    Field("stakeholders", "Stakeholders", TEXTAREA),
+    Field("activities", "Activities and timeline", TEXTAREA, max_length=4000),
+    Field("indicators", "Indicators of success", TEXTAREA),
+    Field("risks", "Risks and how to manage them", TEXTAREA),
+))
+
+PROGRESS_FORM = Form("progress_update", (
+    Field("progress", "What has been done since the last update", TEXTAREA, max_length=4000),
+    Field("challenges", "Challenges", TEXTAREA),
+    Field("support_needed", "Questions for the discussion session", TEXTAREA, required=False),
+    Field("next_steps", "Next steps", TEXTAREA),
+))
+
+REPORT_FORM = Form("project_report", (
+    Field("what_was_done", "What was done", TEXTAREA, max_length=6000),
+    Field("results", "Results against the indicators", TEXTAREA, max_length=6000),
+    Field("lessons_learned", "Lessons learned", TEXTAREA, max_length=4000),
+    Field("next_steps", "Next steps", TEXTAREA, max_length=3000),
+    Field("action_plan", "Action plan", TEXTAREA, max_length=6000),
+    Field("attachment", "Report document (optional)", ATTACHMENT, required=False, max_length=200),
+))
+
+PRESENTATION_FORM = Form("final_presentation", (
+    Field("slides", "Slides (PDF, PowerPoint or OpenDocument)", ATTACHMENT, max_length=200),
+    Field("summary", "Short summary", TEXTAREA, max_length=1500),
+))
+
+FORMS: dict[str, Form] = {f.stage: f for f in (PLAN_FORM, PROGRESS_FORM, REPORT_FORM, PRESENTATION_FORM)}
+
+
+def _single(value):
+    """Accept a one-item list, as from MultiDict.to_dict(flat=False)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def _text(f: Field, value):
+    value = _single(value)
+    if value is None:
+        return "", None
+    if not isinstance(value, str):
+        return None, f"{f.label} must be text."
+    value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if _CONTROL.search(value):
+        return None, f"{f.label} contains characters that are not allowed."
+    if len(value) > f.max_length:
+        return None, f"{f.label} is {len(value)} characters long; the limit is {f.max_length}."
+    return value, None
+
+
+def _choice(f: Field, value):
+    value = _single(value)
+    if value is None or value == "":
+        return "", None
+    if not isinstance(value, str) or value not in f.choices:
+        return None, f"Choose a {f.label.lower()} from the list."
+    return value, None
+
+
+def _multi(f: Field, value):
+    if value is None or value == "":
+        return [], None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return None, f"{f.label}: choose from the list."
+    unknown = [v for v in value if v not in f.choices]
+    if unknown:
+        return None, f"{f.label}: {', '.join(map(repr, unknown))} is not one of the options."
+    order = list(f.choices)
+    return sorted(set(value), key=order.index), None
+
+
+def _targets(f: Field, value):
+    text, error = _text(f, value)
+    if error:
+        return None, error
+    targets, bad = [], []
+    for token in filter(None, _SEPARATORS.split(text.lower())):
+        m = _TARGET.match(token)
+        if not m or not 1 <= int(m.group(1)) <= 17:
+            bad.append(token)
+        elif token not in targets:
+            targets.append(token)
+    if bad:
+        return None, (f"{f.label}: {', '.join(bad)} is not a target number; "
+                      f"write targets like 11.3 or 10.a (goal 1 to 17), separated by commas.")
+    return targets, None
+
+
+_CLEANERS = {TEXT: _text, TEXTAREA: _text, CHOICE: _choice, MULTI: _multi,
+             TARGETS: _targets, ATTACHMENT: _text}
+
+
+def _empty(value) -> bool:
+    return value in ("", None, [])
+
+
+def validate_form(form: Form, data: dict, for_submit: bool) -> tuple[dict, dict[str, str]]:
+    """(cleaned data, errors by field); unknown keys in `data` are dropped."""
+    cleaned, errors = {}, {}
+    for f in form.fields:
+        value, error = _CLEANERS[f.kind](f, data.get(f.name))
+        if error:
+            errors[f.name] = error
+            continue
+        cleaned[f.name] = value
+        if for_submit and f.required and _empty(value):
+            errors[f.name] = (f"Attach the {f.label.split(' (')[0].lower()}." if f.kind == ATTACHMENT
+                              else f"Choose at least one option for {f.label}." if f.kind == MULTI
+                              else f"{f.label} is required to submit.")
+    if form is PLAN_FORM:
+        _check_plan(cleaned, errors, for_submit)
+    return cleaned, errors
+
+
+def _check_plan(cleaned: dict, errors: dict, for_submit: bool) -> None:
+    if not for_submit:
+        return
+    if cleaned.get("country") == "OTHER" and not cleaned.get("country_other") and "country_other" not in errors:
+        errors["country_other"] = "Name the country when you choose Other."
+    if "sdg_targets" in errors or "sdgs" in errors:
+        return
+    goals = set(cleaned.get("sdgs") or [])
+    stray = [t for t in cleaned.get("sdg_targets") or [] if t.split(".")[0] not in goals]
+    if stray and goals:
+        errors["sdg_targets"] = (f"SDG targets: {', '.join(stray)} belong to goals you have not "
+                                 f"selected; select those goals or remove the targets.")
+
+
+def validate_plan(data: dict, for_submit: bool) -> dict[str, str]:
+    """Errors by field for the project plan (empty when valid)."""
+    return validate_form(PLAN_FORM, data, for_submit)[1]
+
+
+def clean(stage: str, data: dict, for_submit: bool) -> dict:
+    """Cleaned data for a stage's form, or FormInvalid carrying the per-field errors."""
+    if stage not in FORMS:
+        get_stage(stage)
+    cleaned, errors = validate_form(FORMS[stage], data, for_submit)
+    if errors:
+        raise FormInvalid(errors)
+    return cleaned

@@ -1,0 +1,184 @@
+"""Marking rubrics: criteria with scored levels, and the course's default rubric."""
+
+from dataclasses import dataclass, field
+from numbers import Real
+
+
+class InvalidRubric(ValueError):
+    """A rubric definition that cannot be used for marking."""
+
+
+class InvalidRubricSelection(ValueError):
+    """Marking that misses a criterion or picks a level the rubric does not have."""
+
+
+@dataclass(frozen=True)
+class Level:
+    id: str
+    title: str
+    points: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    title: str
+    description: str
+    levels: tuple[Level, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        object.__setattr__(self, "levels", tuple(self.levels))
+
+    @property
+    def max_points(self) -> float:
+        return max(level.points for level in self.levels)
+
+
+@dataclass(frozen=True)
+class Rubric:
+    criteria: tuple[Criterion, ...]
+    title: str = "Rubric"
+
+    def __post_init__(self):
+        object.__setattr__(self, "criteria", tuple(self.criteria))
+
+    @property
+    def max_points(self) -> float:
+        return sum(c.max_points for c in self.criteria)
+
+
+def validate_rubric(rubric: Rubric) -> Rubric:
+    """Raise InvalidRubric listing every problem; return the rubric when usable."""
+    problems = []
+    if not rubric.criteria:
+        problems.append("A rubric needs at least one criterion.")
+    seen = set()
+    for c in rubric.criteria:
+        label = f"Criterion {c.id!r}"
+        if not isinstance(c.id, str) or not c.id.strip():
+            problems.append("Every criterion needs an id.")
+        elif c.id in seen:
+            problems.append(f"{label} appears more than once.")
+        seen.add(c.id)
+        if not c.title or not str(c.title).strip():
+            problems.append(f"{label} needs a title.")
+        if len(c.levels) < 2:
+            problems.append(f"{label} needs at least two levels.")
+        level_ids = set()
+        for level in c.levels:
+            if not isinstance(level.id, str) or not level.id.strip():
+                problems.append(f"{label} has a level without an id.")
+            elif level.id in level_ids:
+                problems.append(f"{label} has level {level.id!r} more than once.")
+            level_ids.add(level.id)
+            if isinstance(level.points, bool) or not isinstance(level.points, Real) or level.points < 0:
+                problems.append(f"{label}, level {level.id!r}: points must be a number of 0 or more.")
+    if problems:
+        raise InvalidRubric(" ".join(problems))
+    return rubric
+
+
+def score(rubric: Rubric, selections: dict[str, str]) -> tuple[float, float]:
+    """(total, maximum) for one level chosen per criterion; every criterion must be marked."""
+    problems = []
+    known = {c.id for c in rubric.criteria}
+    for unknown in sorted(set(selections) - known):
+        problems.append(f"The rubric has no criterion {unknown!r}.")
+    total = 0
+    for c in rubric.criteria:
+        chosen = selections.get(c.id)
+        if chosen is None or chosen == "":
+            problems.append(f"Choose a level for “{c.title}”.")
+            continue
+        level = next((lv for lv in c.levels if lv.id == chosen), None)
+        if level is None:
+            problems.append(f"“{c.title}” has no level {chosen!r}.")
+            continue
+        total += level.points
+    if problems:
+        raise InvalidRubricSelection(" ".join(problems))
+    return total, rubric.max_points
+
+
+def to_dict(rubric: Rubric) -> dict:
+    """A JSON-able form of the rubric (for storage and for the marking page)."""
+    return {
+        "title": rubric.title,
+        "criteria": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "description": c.description,
+                "levels": [
+                    {"id": lv.id, "title": lv.title, "points": lv.points, "description": lv.description}
+                    for lv in c.levels
+                ],
+            }
+            for c in rubric.criteria
+        ],
+    }
+
+
+def from_dict(data: dict) -> Rubric:
+    """Rebuild and validate a rubric from `to_dict` output; InvalidRubric on malformed input."""
+    try:
+        rubric = Rubric(
+            title=data.get("title", "Rubric"),
+            criteria=tuple(
+                Criterion(
+                    id=c["id"],
+                    title=c["title"],
+                    description=c.get("description", ""),
+                    levels=tuple(
+                        Level(lv["id"], lv["title"], lv["points"], lv.get("description", ""))
+                        for lv in c["levels"]
+                    ),
+                )
+                for c in data["criteria"]
+            ),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InvalidRubric(f"Malformed rubric data: missing or wrong field ({exc}).") from None
+    return validate_rubric(rubric)
+
+
+def _levels(*descriptions: str) -> tuple[Level, ...]:
+    titles = ("Not evident", "Emerging", "Developing", "Strong")
+    ids = ("not_evident", "emerging", "developing", "strong")
+    return tuple(Level(i, t, p, d) for p, (i, t, d) in enumerate(zip(ids, titles, descriptions)))
+
+
+DEFAULT_RUBRIC = validate_rubric(Rubric(title="Course project (HRBA and SDGs)", criteria=(
+    Criterion("hrba_principles", "HRBA principles applied",
+              "Participation and inclusion, transparency and accountability, equality and "
+              "non-discrimination shape the project, not only its wording.",
+              _levels("Principles are not mentioned.",
+                      "Principles are named but do not shape the activities.",
+                      "Some principles shape the activities.",
+                      "All three principles shape design, delivery and follow-up.")),
+    Criterion("sdg_linkage", "SDG linkage",
+              "The project is linked to relevant SDGs and targets, and explains the link.",
+              _levels("No SDG link.",
+                      "Goals are listed without explanation.",
+                      "Goals and targets are relevant and partly explained.",
+                      "Goals and targets are precise and the contribution is explained.")),
+    Criterion("participation", "Participation of affected groups",
+              "Rights holders and vulnerable groups take part in planning, delivery and review.",
+              _levels("Affected groups are not identified.",
+                      "Affected groups are identified but only informed.",
+                      "Affected groups are consulted at some steps.",
+                      "Affected groups take part in decisions from planning to evaluation.")),
+    Criterion("feasibility", "Feasibility",
+              "Activities, timeline, stakeholders and resources are realistic for the local government.",
+              _levels("No workable plan.",
+                      "Activities are vague or unrealistic.",
+                      "Mostly realistic, with gaps in timeline or resources.",
+                      "Realistic, with responsibilities, timeline, resources and risks addressed.")),
+    Criterion("indicators", "Quality of indicators",
+              "Indicators of success are measurable, disaggregated where relevant and tied to the goals.",
+              _levels("No indicators.",
+                      "Indicators are vague or not measurable.",
+                      "Measurable indicators for some results.",
+                      "Measurable, disaggregated indicators for every expected result.")),
+)))

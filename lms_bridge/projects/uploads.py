@@ -1,0 +1,182 @@
+"""Attachment checks by content, not by extension, and safe names for storage and display.
+
+Office Open XML files are ZIPs with [Content_Types].xml and a word/, ppt/ or xl/ part;
+OpenDocument files are ZIPs whose `mimetype` entry names the document type.
+"""
+
+import io
+import os
+import secrets
+import unicodedata
+import zipfile
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+MiB = 1024 * 1024
+
+# kind -> (description with article, canonical extension)
+KINDS: dict[str, tuple[str, str]] = {
+    "pdf": ("a PDF document", "pdf"),
+    "docx": ("a Word document", "docx"),
+    "pptx": ("a PowerPoint file", "pptx"),
+    "xlsx": ("an Excel workbook", "xlsx"),
+    "odt": ("an OpenDocument text", "odt"),
+    "odp": ("an OpenDocument presentation", "odp"),
+    "ods": ("an OpenDocument spreadsheet", "ods"),
+    "png": ("a PNG image", "png"),
+    "jpeg": ("a JPEG image", "jpg"),
+    "text": ("plain text", "txt"),
+    # Recognised only to say what a rejected file really is:
+    "ole": ("a legacy Office (97-2003) file", ""),
+    "zip": ("a ZIP archive", ""),
+    "exe": ("a Windows executable", ""),
+    "elf": ("a Linux executable", ""),
+    "unknown": ("unrecognised binary data", ""),
+}
+ACCEPTABLE = ("pdf", "docx", "pptx", "xlsx", "odt", "odp", "ods", "png", "jpeg", "text")
+
+EXTENSIONS: dict[str, str] = {
+    "pdf": "pdf", "docx": "docx", "pptx": "pptx", "xlsx": "xlsx", "odt": "odt", "odp": "odp",
+    "ods": "ods", "png": "png", "jpg": "jpeg", "jpeg": "jpeg", "txt": "text",
+}
+
+SLIDES = frozenset({"pdf", "pptx", "odp"})
+DOCUMENTS = frozenset({"pdf", "docx", "odt"})
+IMAGES = frozenset({"png", "jpeg"})
+
+_OPENDOCUMENT = {
+    b"application/vnd.oasis.opendocument.text": "odt",
+    b"application/vnd.oasis.opendocument.presentation": "odp",
+    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
+}
+_OOXML = (("word/", "docx"), ("ppt/", "pptx"), ("xl/", "xlsx"))
+
+
+class UploadRejected(ValueError):
+    """A file refused for its size, its type or a content that does not match its name."""
+
+
+def _read_all(data) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    position = data.tell()
+    try:
+        return data.read()
+    finally:
+        data.seek(position)
+
+
+def _sniff_zip(blob: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            names = archive.namelist()
+            if "[Content_Types].xml" in names:
+                for prefix, kind in _OOXML:
+                    if any(n.startswith(prefix) for n in names):
+                        return kind
+            if "mimetype" in names and archive.getinfo("mimetype").file_size <= 200:
+                return _OPENDOCUMENT.get(archive.read("mimetype").strip(), "zip")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError):
+        return "unknown"
+    return "zip"
+
+
+def _is_text(blob: bytes) -> bool:
+    if b"\x00" in blob:
+        return False
+    try:
+        text = blob.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return not any(ord(ch) < 32 and ch not in "\t\n\r\f" for ch in text)
+
+
+def sniff(stream_or_bytes, filename: str = "") -> str:
+    """The kind of file the content really is (a KINDS key); the name is not trusted.
+
+    `filename` is accepted for symmetry with check_upload and is not used to decide.
+    """
+    blob = _read_all(stream_or_bytes)
+    head = blob[:1024]
+    if head.lstrip(b"\r\n\t \xef\xbb\xbf").startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return _sniff_zip(blob)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "ole"
+    if head.startswith(b"MZ"):
+        return "exe"
+    if head.startswith(b"\x7fELF"):
+        return "elf"
+    if blob and _is_text(blob):
+        return "text"
+    return "unknown"
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / MiB:.1f}".removesuffix(".0") + " MB"
+
+
+def _size(data) -> int:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(data)
+    position = data.tell()
+    size = data.seek(0, os.SEEK_END) - position
+    data.seek(position)
+    return size
+
+
+def _type_list(kinds) -> str:
+    names = sorted(f".{KINDS[k][1]}" for k in kinds)
+    return ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
+
+
+def check_upload(filename: str, data, allowed_kinds=ACCEPTABLE, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The detected kind when the file is acceptable, else UploadRejected saying why."""
+    name = safe_display_name(filename)
+    unknown = set(allowed_kinds) - set(ACCEPTABLE)
+    if unknown or not allowed_kinds:
+        raise ValueError(f"Cannot accept file kinds {sorted(unknown) or 'none'}.")
+    size = _size(data)
+    if size > max_bytes:
+        raise UploadRejected(f"{name} is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}.")
+    if size == 0:
+        raise UploadRejected(f"{name} is empty.")
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    claimed = EXTENSIONS.get(extension)
+    if claimed not in allowed_kinds:
+        raise UploadRejected(f"{name}: only {_type_list(allowed_kinds)} files are accepted here.")
+    actual = sniff(data, filename)
+    if actual != claimed:
+        what = KINDS[claimed][0]
+        what = what if claimed != "text" else "a plain text file"
+        raise UploadRejected(f"{name} is not {what} (its content is {KINDS[actual][0]}).")
+    return actual
+
+
+def storage_name(kind: str) -> str:
+    """A random file name for storage; nothing in it comes from the uploader."""
+    extension = KINDS[kind][1] if kind in ACCEPTABLE else "bin"
+    return f"{secrets.token_hex(16)}.{extension}"
+
+
+def safe_display_name(filename: str, max_length: int = 120) -> str:
+    """The uploader's file name without directories or control characters, for display only."""
+    name = unicodedata.normalize("NFC", str(filename or ""))
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(
+        "_" if ch in '<>:"|?*' else ch
+        for ch in name
+        if unicodedata.category(ch)[0] != "C"
+    )
+    name = " ".join(name.split()).lstrip(". ")
+    if len(name) > max_length:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            name = stem[: max_length - len(ext) - 1].rstrip() + "." + ext
+        else:
+            name = name[:max_length]
+    return name or "file"

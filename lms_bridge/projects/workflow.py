@@ -1,0 +1,153 @@
+"""Stage status and marking workflow, modelled on Moodle's assignment module.
+
+A learner drafts and submits; a facilitator returns for revision, approves or grades. Grades
+reach learners only once the marking workflow says "released".
+"""
+
+from dataclasses import dataclass
+
+from .stages import get_stage
+
+NOT_STARTED = "not_started"
+DRAFT = "draft"
+SUBMITTED = "submitted"
+RETURNED = "returned"
+APPROVED = "approved"
+GRADED = "graded"
+
+STATUS_LABELS = {
+    NOT_STARTED: "Not started",
+    DRAFT: "Draft",
+    SUBMITTED: "Submitted",
+    RETURNED: "Returned for revision",
+    APPROVED: "Approved",
+    GRADED: "Graded",
+}
+STATUSES = tuple(STATUS_LABELS)
+
+LEARNER = "learner"
+FACILITATOR = "facilitator"
+ROLES = (LEARNER, FACILITATOR)
+
+# action -> (role allowed, statuses it may start from, resulting status)
+ACTIONS: dict[str, tuple[str, frozenset[str], str]] = {
+    "save_draft": (LEARNER, frozenset({NOT_STARTED, DRAFT, RETURNED}), DRAFT),
+    "submit": (LEARNER, frozenset({NOT_STARTED, DRAFT, RETURNED}), SUBMITTED),
+    "return_for_revision": (FACILITATOR, frozenset({SUBMITTED, APPROVED, GRADED}), RETURNED),
+    "approve": (FACILITATOR, frozenset({SUBMITTED}), APPROVED),
+    "grade": (FACILITATOR, frozenset({SUBMITTED, APPROVED, GRADED}), GRADED),
+}
+
+_VERBS = {
+    "save_draft": "save a draft of",
+    "submit": "submit",
+    "return_for_revision": "return for revision",
+    "approve": "approve",
+    "grade": "grade",
+}
+
+
+class InvalidTransition(ValueError):
+    """An action that the current status or the actor's role does not allow."""
+
+
+def transition(current_status: str, action: str, actor_role: str, *, stage: str | None = None) -> str:
+    """The status after `action`, or InvalidTransition saying why not.
+
+    With `stage`, grading a stage that is not graded (progress updates) is refused.
+    """
+    if current_status not in STATUS_LABELS:
+        raise InvalidTransition(f"Unknown stage status {current_status!r}.")
+    if action not in ACTIONS:
+        raise InvalidTransition(
+            f"Unknown action {action!r}; expected one of: {', '.join(ACTIONS)}."
+        )
+    if actor_role not in ROLES:
+        raise InvalidTransition(f"Unknown role {actor_role!r}; expected learner or facilitator.")
+    role, sources, target = ACTIONS[action]
+    verb = _VERBS[action]
+    if actor_role != role:
+        raise InvalidTransition(
+            f"A {actor_role} cannot {verb} a stage; only a {role} can."
+        )
+    if current_status not in sources:
+        raise InvalidTransition(
+            f"Cannot {verb} a stage that is {STATUS_LABELS[current_status].lower()}."
+        )
+    if action == "grade" and stage is not None and not get_stage(stage).graded:
+        raise InvalidTransition(
+            f"{get_stage(stage).title} is not graded; approve or return it instead."
+        )
+    return target
+
+
+@dataclass(frozen=True)
+class StageState:
+    status: str = NOT_STARTED
+    attempt: int = 1
+
+
+def apply(state: StageState, action: str, actor_role: str, *, stage: str | None = None,
+          max_attempts: int | None = None) -> StageState:
+    """Apply an action, opening attempt n+1 when the learner works on a returned stage.
+
+    Like Moodle's "attempts reopened manually": the returned attempt keeps its feedback, the
+    revision is a new attempt. `max_attempts` (None = unlimited) caps the reopenings.
+    """
+    status = transition(state.status, action, actor_role, stage=stage)
+    attempt = state.attempt
+    if action == "return_for_revision" and max_attempts is not None and attempt >= max_attempts:
+        raise InvalidTransition(
+            f"Cannot return for revision: attempt {attempt} of {max_attempts} is the last one."
+        )
+    if state.status == RETURNED and action in ("save_draft", "submit"):
+        attempt += 1
+    return StageState(status, attempt)
+
+
+# Marking workflow ---------------------------------------------------------------------------
+
+IN_MARKING = "in_marking"
+READY_FOR_RELEASE = "ready_for_release"
+RELEASED = "released"
+
+MARKING_LABELS = {
+    IN_MARKING: "In marking",
+    READY_FOR_RELEASE: "Ready for release",
+    RELEASED: "Released",
+}
+MARKING_STATES = tuple(MARKING_LABELS)
+
+MARKING_ACTIONS: dict[str, tuple[str, str]] = {
+    "mark_ready": (IN_MARKING, READY_FOR_RELEASE),
+    "back_to_marking": (READY_FOR_RELEASE, IN_MARKING),
+    "release": (READY_FOR_RELEASE, RELEASED),
+}
+
+
+class InvalidMarkingTransition(InvalidTransition):
+    """A marking-workflow step out of order (e.g. releasing a grade still in marking)."""
+
+
+def marking_transition(state: str, action: str) -> str:
+    """The marking state after `action`: in_marking -> ready_for_release -> released."""
+    if state not in MARKING_LABELS:
+        raise InvalidMarkingTransition(f"Unknown marking state {state!r}.")
+    if action not in MARKING_ACTIONS:
+        raise InvalidMarkingTransition(
+            f"Unknown marking action {action!r}; expected one of: {', '.join(MARKING_ACTIONS)}."
+        )
+    source, target = MARKING_ACTIONS[action]
+    if state != source:
+        raise InvalidMarkingTransition(
+            f"Cannot {action.replace('_', ' ')} a grade that is {MARKING_LABELS[state].lower()}; "
+            f"it must be {MARKING_LABELS[source].lower()}."
+        )
+    return target
+
+
+def grade_visible_to_learner(marking_state: str) -> bool:
+    """Learners see a grade and its feedback only once it is released."""
+    if marking_state not in MARKING_LABELS:
+        raise InvalidMarkingTransition(f"Unknown marking state {marking_state!r}.")
+    return marking_state == RELEASED
