@@ -41,7 +41,13 @@ def connect(url: str) -> sqlite_utils.Database:
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations of every set; safe to run again. Returns what was applied."""
-    from . import schema  # noqa: F401  (registers the sets)
+    import importlib
+    import pkgutil
+
+    from . import schema  # noqa: F401  (core first: other sets reference its tables)
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        importlib.import_module(f"{__name__}.{info.name}")  # each module registers its own set
 
     applied = []
     # One write lock around everything: two workers starting together must not both migrate.

@@ -1,0 +1,81 @@
+"""The sandbox LMS: a small LTI 1.3 platform and Moodle web-service double for `demo` and the tests.
+
+It is a test double, never mounted by `serve`. It answers with the shapes recorded from Moodle 4.5.6.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLIENT_ID = "sandbox-client"
+DEPLOYMENT_ID = "1"
+COURSE_ID = "2"
+COURSE_TITLE = "Blended Learning Course: Localizing Human Rights and SDGs"
+COURSE_LABEL = "BLC2021"
+LTI_TYPE_ID = "1"
+
+MEMBER = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+SYSTEM = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    given: str
+    family: str
+    roles: tuple[str, ...]
+    nrps_role: str
+    timezone: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.given} {self.family}"
+
+    @property
+    def email(self) -> str:
+        return f"{self.username}@example.org"
+
+
+USERS = {u.id: u for u in (
+    User("2", "admin", "Site", "Admin", (INSTITUTION + "Administrator", MEMBER + "Instructor", SYSTEM + "Administrator"),
+         "Instructor", "Europe/Stockholm"),
+    User("3", "facilitator1", "Fatima", "Facilitator", (MEMBER + "Instructor",), "Instructor", "Europe/Stockholm"),
+    User("4", "expert1", "Eun-ji", "Expert", (MEMBER + "Instructor",), "Learner", "Asia/Seoul"),
+    User("5", "learner1", "Lina", "Santoso", (MEMBER + "Learner",), "Learner", "Asia/Jakarta"),
+    User("6", "learner2", "Teuea", "Tabai", (MEMBER + "Learner",), "Learner", "Pacific/Tarawa"),
+    User("7", "learner3", "Asha", "Gurung", (MEMBER + "Learner",), "Learner", "Asia/Kathmandu"),
+)}
+
+# mod_lti instance id -> (activity, title); Moodle sends the instance id as resource_link.id
+LINKS = {
+    "1": ("project_plan", "Course project: project plan"),
+    "2": ("project_report", "Course project: project report"),
+    "3": ("final_presentation", "Course project: final presentation"),
+    "4": ("consultations", "Expert consultations"),
+}
+
+
+def issuer(tool_url: str) -> str:
+    return tool_url.rstrip("/") + "/sandbox"
+
+
+def init_app(app):
+    from . import platform
+
+    platform.init_app(app)
+    for name in ("services", "webservice", "registration", "admin"):
+        try:
+            module = __import__(f"{__name__}.{name}", fromlist=["init_app"])
+        except ModuleNotFoundError as e:
+            if not (e.name and f"{__name__}.{name}".startswith(e.name)):
+                raise
+            continue
+        module.init_app(app)
+
+
+def seed_demo(app):
+    """Register the sandbox as a platform of the tool (idempotent) so launches work at once."""
+    from .platform import ensure_registered
+
+    ensure_registered(app)

@@ -1,0 +1,121 @@
+"""Shared fixtures: a fresh app per test with the sandbox LMS, and helpers that launch like an LMS."""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from html import unescape
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from werkzeug.serving import make_server
+
+from lms_bridge import create_app
+from lms_bridge.cli import prepare
+from lms_bridge.sandbox.inprocess import session_for
+
+TOOL_URL = "http://localhost"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "moodle-fixtures"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def make_app(tmp_path, **overrides):
+    holder = {}
+    config = {"DATA_DIR": str(tmp_path / "data"), "TOOL_URL": TOOL_URL, "SANDBOX_ENABLED": True,
+              "TESTING": True, "HTTP_SESSION": session_for(lambda: holder["app"], overrides.get("TOOL_URL", TOOL_URL))}
+    config.update(overrides)
+    app = create_app(config)
+    holder["app"] = app
+    prepare(app)
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    return make_app(tmp_path)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def form_fields(html: str) -> tuple[str, dict]:
+    """The action and hidden fields of an auto-posting form."""
+    action = unescape(re.search(r'<form[^>]*action="([^"]*)"', html).group(1))
+    fields = {unescape(n): unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)}
+    return action, fields
+
+
+class LtiActions:
+    """Drives the browser's part of an LTI launch: platform initiation, login, auth, launch."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login_and_auth(self, path: str) -> dict:
+        """Platform initiation -> tool login -> platform auth; returns the id_token/state form to post."""
+        _, init = form_fields(self.client.get(path).get_data(as_text=True))
+        resp = self.client.post("/lti/login", data=init)
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        loc = urlsplit(resp.headers["Location"])
+        auth = self.client.get(loc.path, query_string=loc.query)
+        assert auth.status_code == 200, auth.get_data(as_text=True)
+        return form_fields(auth.get_data(as_text=True))[1]
+
+    def post_launch(self, fields: dict):
+        return self.client.post("/lti/launch", data=fields)
+
+    def launch(self, user: str = "5", activity_rl: str | None = None, activity: str = "project_plan") -> str:
+        from lms_bridge.sandbox import LINKS
+
+        rl = activity_rl or next(k for k, (a, _t) in LINKS.items() if a == activity)
+        resp = self.post_launch(self.login_and_auth(f"/sandbox/launch/{user}/{rl}"))
+        assert resp.status_code == 303, resp.get_data(as_text=True)
+        return parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
+
+    def deep_link(self, user: str = "3") -> str:
+        resp = self.post_launch(self.login_and_auth(f"/sandbox/deep-link/{user}"))
+        assert resp.status_code == 303, resp.get_data(as_text=True)
+        return parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
+
+
+@pytest.fixture
+def lti(client):
+    return LtiActions(client)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """The app with the sandbox on 127.0.0.1 in a thread (threaded: the sandbox calls back into the tool)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = make_app(tmp_path, TOOL_URL=url)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.live_url = url
+    yield app
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
