@@ -28,7 +28,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the store lives (`sqlite:///path` or a file path); default `DATA_DIR/lms_bridge.sqlite3`."),
     Setting("SECRET_KEY", "LMS_BRIDGE_SECRET_KEY", None,
             "Session and launch-token signing secret; generated once into `DATA_DIR/secret_key`."),
-    Setting("SANDBOX_ENABLED", "LMS_BRIDGE_SANDBOX", False,
+    Setting("SANDBOX_ENABLED", None, False,
             "Mount the sandbox LMS (a test double). Set by `lms-bridge demo` and the tests only.", bool),
     Setting("LAUNCH_TOKEN_TTL", "LMS_BRIDGE_LAUNCH_TOKEN_TTL", 8 * 3600,
             "Seconds a launch stays usable inside the LMS frame before the user must relaunch.", int),

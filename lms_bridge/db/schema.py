@@ -1,4 +1,6 @@
 """Named, ordered migrations. Append new functions; never edit one that has shipped."""
+import sqlite3
+
 from . import migration_set
 
 core = migration_set("core")
@@ -6,9 +8,15 @@ core = migration_set("core")
 
 def ddl(db, script: str) -> None:
     """Run statements one by one: executescript() would COMMIT the migration's transaction."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):  # keeps trigger bodies (BEGIN ...; END) whole
+            if pending.strip(" \n;"):
+                db.execute(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        db.execute(pending)
 
 
 @core()
