@@ -53,6 +53,7 @@ LINKS = {
     "2": ("project_report", "Course project: project report"),
     "3": ("final_presentation", "Course project: final presentation"),
     "4": ("consultations", "Expert consultations"),
+    "5": ("home", "lms_bridge: course home"),
 }
 
 
