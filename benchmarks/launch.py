@@ -1,0 +1,189 @@
+"""Full OIDC login + launch round trips against `lms-bridge serve --workers 2`.
+
+This script plays the platform: it serves its JWKS on 127.0.0.1 (counting fetches), registers itself
+with the tool, signs id_tokens, and drives login + launch like a browser. It prints launches/s and
+p50/p95/p99 next to a trivial endpoint of the same server, and the number of key-set fetches.
+
+    .venv/bin/python benchmarks/launch.py [--seconds 10] [--concurrency 8]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent / "lms-bridge"
+C = "https://purl.imsglobal.org/spec/lti/claim/"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Platform:
+    def __init__(self):
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.pem = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.jwks_fetches = 0
+        nums = self.key.public_key().public_numbers()
+        b64 = lambda n: jwt.utils.base64url_encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).decode()  # noqa
+        self.jwks = {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "bench", "n": b64(nums.n),
+                               "e": b64(nums.e)}]}
+        platform = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                platform.jwks_fetches += 1
+                body = json.dumps(platform.jwks).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def id_token(self, tool_url, nonce, user):
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": "bench-client", "iat": now, "exp": now + 60, "nonce": nonce,
+                  "sub": str(user), C + "deployment_id": "1", C + "version": "1.3.0",
+                  C + "message_type": "LtiResourceLinkRequest",
+                  C + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+                  C + "context": {"id": "2", "title": "Benchmark course"},
+                  C + "resource_link": {"id": "1"}, C + "target_link_uri": tool_url + "/lti/launch?activity=home",
+                  "name": f"Learner {user}"}
+        return jwt.encode(claims, self.pem, algorithm="RS256", headers={"kid": "bench"})
+
+
+def run_server(data_dir, port, workers):
+    env = dict(os.environ, LMS_BRIDGE_DATA=str(data_dir), LMS_BRIDGE_URL=f"http://127.0.0.1:{port}")
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return proc, env
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def one_launch(tool_url, platform, user):
+    s = requests.Session()
+    t0 = time.perf_counter()
+    login = s.post(tool_url + "/lti/login", allow_redirects=False,
+                   data={"iss": platform.issuer, "login_hint": str(user), "client_id": "bench-client",
+                         "target_link_uri": tool_url + "/lti/launch", "lti_deployment_id": "1"})
+    q = parse_qs(urlsplit(login.headers["Location"]).query)
+    launch = s.post(tool_url + "/lti/launch", allow_redirects=False,
+                    data={"id_token": platform.id_token(tool_url, q["nonce"][0], user), "state": q["state"][0]})
+    if launch.status_code != 303:
+        raise RuntimeError(f"launch failed: {launch.status_code}")
+    return time.perf_counter() - t0
+
+
+def trivial(tool_url, session):
+    t0 = time.perf_counter()
+    session.get(tool_url + "/").raise_for_status()
+    return time.perf_counter() - t0
+
+
+def measure(fn, seconds, concurrency):
+    latencies, stop = [], time.perf_counter() + seconds
+
+    def loop(i):
+        out = []
+        n = 0
+        while time.perf_counter() < stop:
+            out.append(fn(i * 100000 + n))
+            n += 1
+        return out
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for part in pool.map(loop, range(concurrency)):
+            latencies += part
+    elapsed = time.perf_counter() - start
+    return len(latencies) / elapsed, latencies
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    platform = Platform()
+    port = free_port()
+    tool_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, LMS_BRIDGE_DATA=data, LMS_BRIDGE_URL=tool_url)
+        subprocess.run([str(BIN), "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([str(BIN), "platforms", "add", "--issuer", platform.issuer, "--client-id", "bench-client",
+                        "--auth-login-url", platform.issuer + "/auth", "--auth-token-url", platform.issuer + "/token",
+                        "--key-set-url", platform.issuer + "/jwks", "--deployment-id", "1"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        proc, _ = run_server(data, port, args.workers)
+        try:
+            one_launch(tool_url, platform, 0)  # warm-up: the first launch fetches the key set
+            fetches_after_first = platform.jwks_fetches
+            sessions = threading.local()
+
+            def trivial_call(_i):
+                if not hasattr(sessions, "s"):
+                    sessions.s = requests.Session()
+                return trivial(tool_url, sessions.s)
+
+            triv_rate, triv_lat = measure(trivial_call, args.seconds, args.concurrency)
+            launch_rate, launch_lat = measure(lambda i: one_launch(tool_url, platform, i), args.seconds,
+                                              args.concurrency)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    print(f"server: lms-bridge serve --workers {args.workers}; client concurrency {args.concurrency}; "
+          f"{args.seconds:.0f}s per measurement")
+    print(f"trivial GET /        : {triv_rate:8.1f} req/s   p50 {pct(triv_lat, 50):6.1f} ms  "
+          f"p95 {pct(triv_lat, 95):6.1f} ms  p99 {pct(triv_lat, 99):6.1f} ms  (n={len(triv_lat)})")
+    print(f"login+launch         : {launch_rate:8.1f} launches/s  p50 {pct(launch_lat, 50):6.1f} ms  "
+          f"p95 {pct(launch_lat, 95):6.1f} ms  p99 {pct(launch_lat, 99):6.1f} ms  (n={len(launch_lat)})")
+    ratio = launch_rate / triv_rate
+    extra = platform.jwks_fetches - fetches_after_first
+    print(f"ratio launches/trivial: {ratio:.2f} (target >= 0.33: {'met' if ratio >= 1 / 3 else 'NOT met'})")
+    print(f"key-set fetches: {fetches_after_first} for the first launch, {extra} after it (target 0)")
+
+
+if __name__ == "__main__":
+    main()
