@@ -26,7 +26,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import requests
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +42,6 @@ def free_port():
 class Platform:
     def __init__(self):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.pem = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption())
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.jwks_fetches = 0
@@ -79,7 +76,7 @@ class Platform:
                   C + "context": {"id": "2", "title": "Benchmark course"},
                   C + "resource_link": {"id": "1"}, C + "target_link_uri": tool_url + "/lti/launch?activity=home",
                   "name": f"Learner {user}"}
-        return jwt.encode(claims, self.pem, algorithm="RS256", headers={"kid": "bench"})
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "bench"})
 
 
 def run_server(data_dir, port, workers):

@@ -74,24 +74,25 @@ def jwks(db, grace_days: int) -> dict:
 
 
 @lru_cache(maxsize=16)
-def _load_pem(path: str, mtime: float) -> bytes:
-    return Path(path).read_bytes()
+def _load_key(path: str, mtime: float):
+    """Parsing and checking an RSA key costs ~40 ms: do it once per key file and process."""
+    return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
 
 
-def active_signing_key(db, data_dir: str) -> tuple[str, bytes]:
+def active_signing_key(db, data_dir: str):
     row = q.active_tool_key(db)
     if not row:
         raise NoSigningKey("no active signing key: run `lms-bridge init`")
     path = key_dir(data_dir) / f"{row['kid']}.pem"
     if not path.exists():
         raise NoSigningKey(f"the private key file for kid {row['kid']} is missing from {path.parent}")
-    return row["kid"], _load_pem(str(path), path.stat().st_mtime)
+    return row["kid"], _load_key(str(path), path.stat().st_mtime)
 
 
 def sign(db, data_dir: str, claims: dict, headers: dict | None = None) -> str:
     """Sign claims with the active key (RS256, kid in the header)."""
-    kid, pem = active_signing_key(db, data_dir)
-    return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": kid, **(headers or {})})
+    kid, key = active_signing_key(db, data_dir)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, **(headers or {})})
 
 
 def signer(db, data_dir: str):

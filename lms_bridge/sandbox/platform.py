@@ -5,6 +5,7 @@ import json
 import os
 import secrets
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import jwt
@@ -48,13 +49,17 @@ def private_key(data_dir: str) -> bytes:
     return path.read_bytes()
 
 
+@lru_cache(maxsize=8)
+def _loaded(data_dir: str):
+    return serialization.load_pem_private_key(private_key(data_dir), None)
+
+
 def jwks(data_dir: str) -> dict:
-    key = serialization.load_pem_private_key(private_key(data_dir), None)
-    return {"keys": [public_jwk(key, KID)]}
+    return {"keys": [public_jwk(_loaded(data_dir), KID)]}
 
 
 def sign(data_dir: str, claims: dict, kid: str = KID) -> str:
-    return jwt.encode(claims, private_key(data_dir), algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
+    return jwt.encode(claims, _loaded(data_dir), algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
 
 
 def ensure_registered(app) -> int:
