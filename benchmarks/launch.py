@@ -93,8 +93,15 @@ def run_server(data_dir, port, workers):
     raise SystemExit("the server did not start")
 
 
+_local = threading.local()
+
+
 def one_launch(tool_url, platform, user):
-    s = requests.Session()
+    """A browser's two requests; the connection is kept alive as a browser would, cookies are not."""
+    if not hasattr(_local, "s"):
+        _local.s = requests.Session()
+    s = _local.s
+    s.cookies.clear()
     t0 = time.perf_counter()
     login = s.post(tool_url + "/lti/login", allow_redirects=False,
                    data={"iss": platform.issuer, "login_hint": str(user), "client_id": "bench-client",

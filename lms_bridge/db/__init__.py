@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -89,12 +90,28 @@ def parse_ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-# Flask glue: connection per request on g, closed in teardown.
+# Flask glue: one connection per request on g. Opening and closing a WAL database costs more than
+# a whole request, so each thread keeps its connections and hands them to one request at a time.
+_local = threading.local()
+_POOL_SIZE = 4
+
+
+def _pooled(url: str) -> sqlite_utils.Database:
+    pool = _local.__dict__.setdefault("pool", {})
+    db = pool.pop(url, None)
+    if db is None:
+        db = connect(url)
+    pool[url] = db  # most recently used last
+    while len(pool) > _POOL_SIZE:
+        pool.pop(next(iter(pool))).close()
+    return db
+
+
 def get_db():
     from flask import current_app, g
 
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE_URL"])
+        g.db = _pooled(current_app.config["DATABASE_URL"])
     return g.db
 
 
@@ -102,8 +119,8 @@ def close_db(_exc=None):
     from flask import g
 
     db = g.pop("db", None)
-    if db is not None:
-        db.close()
+    if db is not None and db.conn.in_transaction:
+        db.rollback()  # never hand an open transaction to the next request
 
 
 def init_app(app):

@@ -133,7 +133,6 @@ def use_nonce(db, issuer: str, nonce: str, expires_at) -> bool:
     try:
         _write(db, "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?,?,?)", [issuer, nonce, ts(expires_at)])
     except sqlite3.IntegrityError:
-        db.conn.rollback()
         return False
     return True
 

@@ -9,7 +9,7 @@ import jwt
 
 from . import AGS_CLAIM, CLAIM, DL_CLAIM, MESSAGE_TYPES, NRPS_CLAIM
 from ..db import lti as q
-from ..db import ts, utcnow
+from ..db import ts, utcnow, write_transaction
 from ..errors import LaunchError
 
 LEEWAY = 5
@@ -20,8 +20,8 @@ ADMIN_ROLES = ("#Administrator", "#SysAdmin")
 
 def unverified(id_token: str) -> tuple[dict, dict]:
     try:
-        header = jwt.get_unverified_header(id_token)
-        payload = jwt.decode(id_token, options={"verify_signature": False})
+        parts = jwt.api_jwt.decode_complete(id_token, options={"verify_signature": False})
+        header, payload = parts["header"], parts["payload"]
     except jwt.PyJWTError:
         raise LaunchError("The id_token is not a well-formed JWT.", code="malformed_token") from None
     if header.get("alg") != "RS256":
@@ -170,12 +170,13 @@ def validate_launch(db, *, id_token: str, state_row: dict, keys_for, ttl_seconds
     if not secrets.compare_digest(str(claims.get("nonce")), state_row["nonce"]):
         raise LaunchError("The id_token's nonce does not match the login.", code="nonce_mismatch")
     mtype = check_claims(db, claims, platform)
-    if not q.consume_state(db, state_row["state"]):
-        raise LaunchError("This login was already used or has expired. Please launch again from the LMS.",
-                          code="replayed")
     exp = utcnow() + timedelta(seconds=max(60, int(claims["exp"]) - int(utcnow().timestamp()) + LEEWAY))
-    if not q.use_nonce(db, platform["issuer"], claims["nonce"], exp):
-        raise LaunchError("This id_token was already used (replayed nonce).", code="replayed")
     launch = launch_record(claims, platform, mtype, ttl_seconds)
-    q.save_launch(db, launch)
+    with write_transaction(db):  # one commit: state used, nonce burnt and launch stored together
+        if not q.consume_state(db, state_row["state"]):
+            raise LaunchError("This login was already used or has expired. Please launch again from the LMS.",
+                              code="replayed")
+        if not q.use_nonce(db, platform["issuer"], claims["nonce"], exp):
+            raise LaunchError("This id_token was already used (replayed nonce).", code="replayed")
+        q.save_launch(db, launch)
     return launch
