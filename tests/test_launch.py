@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -234,3 +235,54 @@ def test_real_moodle_login_and_expired_id_token(app):
     refused(resp, "expired")
     assert len(responses.calls) == 1
     assert q.get_state(db, launch["state"])["used_at"] is None
+
+
+def test_platform_storage_replaces_blocked_cookies(app):
+    """With lti_storage_target the state is kept in the platform's frame and checked at launch."""
+    from conftest import form_fields
+
+    client = app.test_client(use_cookies=False)
+    _, init = form_fields(client.get("/sandbox/launch/5/1").get_data(as_text=True))
+    page = client.post("/lti/login", data=dict(init, lti_storage_target="_parent"))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "lti.put_data" in html
+    auth_url = re.search(r'window.location.href = "([^"]+)"', html).group(1).replace("\\u0026", "&")
+    query = parse_qs(urlsplit(auth_url).query)
+    state, nonce = query["state"][0], query["nonce"][0]
+    token = sp.sign(app.config["DATA_DIR"], claims_for(app, nonce))
+    first = client.post("/lti/launch", data={"id_token": token, "state": state})
+    assert first.status_code == 200 and "lti.get_data" in first.get_data(as_text=True)
+    refused(client.post("/lti/launch", data={"id_token": token, "state": state, "lti_storage_state": "other"}),
+            "state_mismatch")
+    ok = client.post("/lti/launch", data={"id_token": token, "state": state, "lti_storage_state": state})
+    assert ok.status_code == 303
+
+
+def test_key_set_cached_and_refetched_once_for_unknown_kid(app, client):
+    calls = []
+    session = app.extensions["lms_bridge_http"]
+    original = session.get
+
+    def counting_get(url, **kw):
+        calls.append(url)
+        return original(url, **kw)
+
+    session.get = counting_get
+    for _ in range(3):
+        assert launch_with(app, client).status_code == 303
+    assert [u for u in calls if u.endswith("/certs.php")] == ["http://localhost/sandbox/mod/lti/certs.php"]
+    # A token under a kid the platform does not publish: one refetch (after the cooldown), then refusal.
+    db = connect(app.config["DATABASE_URL"])
+    from datetime import timedelta
+
+    from lms_bridge.db import ts, utcnow
+
+    # Still fresh (within the TTL) but fetched longer ago than the refetch cooldown.
+    db.execute("UPDATE platform_keysets SET fetched_at = ?", [ts(utcnow() - timedelta(seconds=60))])
+    db.conn.commit()
+    s, nonce = start_login(client)
+    token = jwt.encode(claims_for(app, nonce), sp._loaded(app.config["DATA_DIR"]), algorithm="RS256",
+                       headers={"kid": "rotated-away"})
+    calls.clear()
+    refused(client.post("/lti/launch", data={"id_token": token, "state": s}), "bad_signature")
+    assert len([u for u in calls if u.endswith("/certs.php")]) == 1
