@@ -77,6 +77,13 @@ def init_app(app):
 
 def seed_demo(app):
     """Register the sandbox as a platform of the tool (idempotent) so launches work at once."""
+    from ..db import connect
     from .platform import ensure_registered
+    from .webservice import link_tool
 
     ensure_registered(app)
+    db = connect(app.config["DATABASE_URL"])
+    try:
+        link_tool(db, app.config["TOOL_URL"])  # the demo's Moodle web-service credentials
+    finally:
+        db.close()
