@@ -319,6 +319,7 @@ def test_xml_answer_is_a_clear_error(rsps, client):
 
 def test_token_never_leaks(rsps, client, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="lms_bridge")  # create_app elsewhere sets INFO on it
     replay(rsps, "core_webservice_get_site_info__invalid_token")
     rsps.add(responses.POST, ENDPOINT, json={"exception": "moodle_exception", "errorcode": "x",
                                              "message": f"bad wstoken={TOKEN}", "debuginfo": f"token {TOKEN}"})
