@@ -238,5 +238,29 @@ def package_build(out, tool_url):
     click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.option("--issuer", required=True)
+@click.option("--context", "context_id", required=True, help="The LTI context (Moodle course) id.")
+def reconcile(issuer, context_id):
+    """Report grades in the LMS gradebook that differ from the tool's released grades (changes nothing)."""
+    from lti_config.keys import signer
+
+    from .clients import LtiServiceError
+    from .sync.reconcile import ReconcileError, reconcile as compare
+
+    app = _app()
+    prepare(app)
+    db = _db(app)
+    try:
+        differences = compare(db, app.extensions["lms_bridge_http"], signer(db, app.config["DATA_DIR"]),
+                              issuer=issuer, context_id=context_id)
+    except (ReconcileError, LtiServiceError) as e:
+        raise click.ClickException(str(e)) from None
+    if not differences:
+        click.echo("the LMS gradebook matches every released grade")
+    for d in differences:
+        click.echo(d.line())
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -42,6 +42,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds before an outbound call to a platform is abandoned (and retried by the outbox).", int),
     Setting("MAX_UPLOAD_MB", "LMS_BRIDGE_MAX_UPLOAD_MB", 20,
             "Largest attachment a learner may upload, in MiB.", int),
+    Setting("OUTBOX_CONCURRENCY", "LMS_BRIDGE_OUTBOX_CONCURRENCY", 8,
+            "Deliveries one `lms-bridge worker` runs at once; several workers may run side by side.", int),
+    Setting("OUTBOX_MAX_ATTEMPTS", "LMS_BRIDGE_OUTBOX_MAX_ATTEMPTS", 10,
+            "Tries before a job with transient failures is marked failed (see `lms-bridge outbox --failed`).", int),
+    Setting("OUTBOX_LEASE_SECONDS", "LMS_BRIDGE_OUTBOX_LEASE_SECONDS", 120,
+            "Seconds a worker holds a claimed job; a job whose worker died is retried after this.", int),
+    Setting("OUTBOX_BACKOFF_SECONDS", "LMS_BRIDGE_OUTBOX_BACKOFF_SECONDS", 2.0,
+            "First retry delay; doubles per try, with jitter, never sooner than Retry-After.", float),
+    Setting("OUTBOX_BACKOFF_MAX_SECONDS", "LMS_BRIDGE_OUTBOX_BACKOFF_MAX_SECONDS", 3600,
+            "Longest delay between tries, in seconds.", int),
+    Setting("OUTBOX_POLL_SECONDS", "LMS_BRIDGE_OUTBOX_POLL_SECONDS", 2.0,
+            "How often an idle worker looks for due jobs, in seconds.", float),
     Setting("ALLOW_INSECURE_PLATFORMS", "LMS_BRIDGE_ALLOW_INSECURE", False,
             "Accept plain-HTTP platforms that are not on loopback during dynamic registration (never in production).",
             bool),
@@ -55,11 +67,11 @@ class ConfigError(Exception):
 def _coerce(setting: Setting, raw: str):
     if setting.kind is bool:
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if setting.kind is int:
+    if setting.kind in (int, float):
         try:
-            return int(raw)
+            return setting.kind(raw)
         except ValueError:
-            raise ConfigError(f"{setting.env} must be a whole number, not {raw!r}") from None
+            raise ConfigError(f"{setting.env} must be a number, not {raw!r}") from None
     return raw
 
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
-from . import migration_set, ts
+from . import migration_set, parse_ts, ts, utcnow, write_transaction
 from .schema import ddl
 
 migrations = migration_set("outbox")
@@ -60,3 +61,108 @@ def retry(db, job_id: int) -> bool:
         cur = db.execute("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, last_error = NULL"
                          " WHERE id = ? AND state = 'failed'", [ts(), job_id])
     return cur.rowcount == 1
+
+
+# --- delivery: claims, leases and outcomes (the worker's side) ---------------------------
+@migrations()
+def m002_claims(db):
+    ddl(db, """
+    CREATE INDEX outbox_state_id ON outbox(state, id);
+    CREATE INDEX outbox_dedupe ON outbox(dedupe_key, state)
+    """)
+
+
+def _job(row) -> dict:
+    job = dict(row)
+    job["payload"] = json.loads(job["payload"])
+    return job
+
+
+def claim(db, worker_id: str, *, limit: int, lease_seconds: float, now=None) -> list[dict]:
+    """Take up to `limit` due jobs for `worker_id` until a lease expires.
+
+    A job is skipped while an earlier job with its order_key is still pending (claimed or not), so a
+    later grade never overtakes an earlier one; a job whose order_key has a later delivered job is
+    superseded instead of sent. An expired lease (its worker died) makes the job claimable again.
+    """
+    now = now or utcnow()
+    now_s, until = ts(now), ts(now + timedelta(seconds=lease_seconds))
+    with write_transaction(db):
+        db.execute(
+            "UPDATE outbox SET state = 'superseded', claimed_by = NULL, claimed_until = NULL"
+            " WHERE state = 'pending' AND order_key IS NOT NULL AND (claimed_until IS NULL OR claimed_until < ?)"
+            " AND EXISTS (SELECT 1 FROM outbox later WHERE later.order_key = outbox.order_key"
+            "  AND later.id > outbox.id AND later.state = 'delivered')", [now_s])
+        rows = list(db.query(
+            "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+            " AND (claimed_until IS NULL OR claimed_until < ?)"
+            " AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox earlier WHERE"
+            "  earlier.order_key = outbox.order_key AND earlier.id < outbox.id AND earlier.state = 'pending'))"
+            " AND (dedupe_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox earlier WHERE"
+            "  earlier.dedupe_key = outbox.dedupe_key AND earlier.id < outbox.id AND earlier.state = 'pending'))"
+            " ORDER BY next_attempt_at, id LIMIT ?", [now_s, now_s, limit]))
+        ids = [r["id"] for r in rows]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        db.execute(f"UPDATE outbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1"
+                   f" WHERE id IN ({marks})", [worker_id, until, *ids])
+        return [_job(r) for r in db.query(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)]
+
+
+def _finish(db, job_id: int, worker_id: str, sql: str, params: list) -> bool:
+    """Apply an outcome only while `worker_id` still holds the claim (a lost lease means another took it)."""
+    with write_transaction(db):
+        cur = db.execute(f"UPDATE outbox SET {sql}, claimed_by = NULL, claimed_until = NULL"
+                         " WHERE id = ? AND claimed_by = ? AND state = 'pending'", [*params, job_id, worker_id])
+    return cur.rowcount == 1
+
+
+def mark_delivered(db, job_id: int, worker_id: str, note: str | None = None) -> bool:
+    return _finish(db, job_id, worker_id, "state = 'delivered', delivered_at = ?, last_error = ?", [ts(), note])
+
+
+def mark_retry(db, job_id: int, worker_id: str, error: str, next_attempt_at) -> bool:
+    return _finish(db, job_id, worker_id, "next_attempt_at = ?, last_error = ?", [ts(next_attempt_at), error])
+
+
+def mark_failed(db, job_id: int, worker_id: str, error: str) -> bool:
+    return _finish(db, job_id, worker_id, "state = 'failed', last_error = ?", [error])
+
+
+def get_job(db, job_id: int) -> dict | None:
+    row = next(db.query("SELECT * FROM outbox WHERE id = ?", [job_id]), None)
+    return _job(row) if row else None
+
+
+def jobs_for_platform(db, platform_id: int, states=("pending", "failed"), limit: int = 200) -> list[dict]:
+    marks = ",".join("?" * len(states))
+    return [_job(r) for r in db.query(
+        f"SELECT * FROM outbox WHERE platform_id = ? AND state IN ({marks}) ORDER BY id LIMIT ?",
+        [platform_id, *states, limit])]
+
+
+def retry_for_platform(db, platform_id: int, job_id: int) -> bool:
+    """Retry from the admin page: only a failed job of the admin's own platform."""
+    if not list(db.query("SELECT 1 FROM outbox WHERE id = ? AND platform_id = ?", [job_id, platform_id])):
+        return False
+    return retry(db, job_id)
+
+
+def latest_scores(db, platform_id: int, order_prefix: str) -> list[dict]:
+    """The newest non-superseded score job per order_key under a prefix: what the tool last released."""
+    rows = db.query(
+        "SELECT * FROM outbox WHERE id IN (SELECT MAX(id) FROM outbox WHERE platform_id = ? AND kind = 'ags_score'"
+        " AND state != 'superseded' AND order_key LIKE ? ESCAPE '\\' GROUP BY order_key) ORDER BY id",
+        [platform_id, order_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"])
+    return [_job(r) for r in rows]
+
+
+def backlog(db, now=None) -> dict:
+    """What /healthz shows: pending count, age of the oldest pending job, failed count."""
+    row = next(db.query("SELECT SUM(state = 'pending') AS pending, SUM(state = 'failed') AS failed,"
+                        " MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest FROM outbox"))
+    oldest = parse_ts(row["oldest"])
+    age = round(((now or utcnow()) - oldest).total_seconds(), 1) if oldest else 0
+    return {"outbox_pending": row["pending"] or 0, "outbox_oldest_pending_age_seconds": age,
+            "outbox_failed": row["failed"] or 0}

@@ -1,0 +1,114 @@
+"""What delivery remembers about the LMS: line item URLs, course-module ids and calendar event ids."""
+from __future__ import annotations
+
+from . import migration_set, ts, write_transaction
+from .schema import ddl
+
+migrations = migration_set("sync")
+
+
+@migrations()
+def m001_sync_caches(db):
+    ddl(db, """
+    CREATE TABLE sync_lineitems (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        lineitems_url TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        lineitem_url TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, lineitems_url, resource_id, tag)
+    );
+    CREATE TABLE sync_cmids (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        instance_id TEXT NOT NULL,
+        cmid INTEGER NOT NULL,
+        course_id INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, instance_id)
+    );
+    CREATE TABLE sync_events (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        course_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        event_id INTEGER,
+        fingerprint TEXT,
+        creating TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, course_id, key)
+    );
+    CREATE TABLE sync_score_times (
+        order_key TEXT PRIMARY KEY,
+        job_id INTEGER NOT NULL,
+        sent_timestamp TEXT NOT NULL
+    )
+    """)
+
+
+# --- AGS line items ------------------------------------------------------------------------
+def get_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str) -> str | None:
+    row = next(db.query("SELECT lineitem_url FROM sync_lineitems WHERE platform_id = ? AND lineitems_url = ?"
+                        " AND resource_id = ? AND tag = ?", [platform_id, lineitems_url, resource_id, tag]), None)
+    return row["lineitem_url"] if row else None
+
+
+def set_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str, lineitem_url: str) -> None:
+    with write_transaction(db):
+        db.execute("INSERT OR REPLACE INTO sync_lineitems (platform_id, lineitems_url, resource_id, tag,"
+                   " lineitem_url, created_at) VALUES (?,?,?,?,?,?)",
+                   [platform_id, lineitems_url, resource_id, tag, lineitem_url, ts()])
+
+
+def forget_lineitem(db, platform_id: int, lineitem_url: str) -> None:
+    """A cached line item the LMS no longer has (deleted column): find or create it again next time."""
+    with write_transaction(db):
+        db.execute("DELETE FROM sync_lineitems WHERE platform_id = ? AND lineitem_url = ?", [platform_id, lineitem_url])
+
+
+# --- course modules --------------------------------------------------------------------------
+def get_cmid(db, platform_id: int, instance_id: str) -> int | None:
+    row = next(db.query("SELECT cmid FROM sync_cmids WHERE platform_id = ? AND instance_id = ?",
+                        [platform_id, str(instance_id)]), None)
+    return row["cmid"] if row else None
+
+
+def set_cmid(db, platform_id: int, instance_id: str, cmid: int, course_id: int) -> None:
+    with write_transaction(db):
+        db.execute("INSERT OR REPLACE INTO sync_cmids (platform_id, instance_id, cmid, course_id, created_at)"
+                   " VALUES (?,?,?,?,?)", [platform_id, str(instance_id), cmid, course_id, ts()])
+
+
+# --- calendar events -------------------------------------------------------------------------
+def get_event(db, platform_id: int, course_id, key: str) -> dict | None:
+    return next(db.query("SELECT * FROM sync_events WHERE platform_id = ? AND course_id = ? AND key = ?",
+                         [platform_id, str(course_id), key]), None)
+
+
+def mark_event_creating(db, platform_id: int, course_id, key: str, fingerprint: str) -> None:
+    """Written before the create call: a retry after a crash looks the event up instead of duplicating it."""
+    with write_transaction(db):
+        db.execute("INSERT INTO sync_events (platform_id, course_id, key, creating, updated_at) VALUES (?,?,?,?,?)"
+                   " ON CONFLICT(platform_id, course_id, key) DO UPDATE SET creating = excluded.creating,"
+                   " updated_at = excluded.updated_at", [platform_id, str(course_id), key, fingerprint, ts()])
+
+
+def set_event(db, platform_id: int, course_id, key: str, event_id: int, fingerprint: str) -> None:
+    with write_transaction(db):
+        db.execute("INSERT INTO sync_events (platform_id, course_id, key, event_id, fingerprint, updated_at)"
+                   " VALUES (?,?,?,?,?,?) ON CONFLICT(platform_id, course_id, key) DO UPDATE SET"
+                   " event_id = excluded.event_id, fingerprint = excluded.fingerprint, creating = NULL,"
+                   " updated_at = excluded.updated_at", [platform_id, str(course_id), key, event_id, fingerprint, ts()])
+
+
+# --- score timestamps actually sent ------------------------------------------------------------
+def last_score_sent(db, order_key: str) -> dict | None:
+    return next(db.query("SELECT * FROM sync_score_times WHERE order_key = ?", [order_key]), None)
+
+
+def set_score_sent(db, order_key: str, job_id: int, sent_timestamp: str) -> None:
+    """Only move forward: a late duplicate of an older job never rewinds what was sent."""
+    with write_transaction(db):
+        db.execute("INSERT INTO sync_score_times (order_key, job_id, sent_timestamp) VALUES (?,?,?)"
+                   " ON CONFLICT(order_key) DO UPDATE SET job_id = excluded.job_id,"
+                   " sent_timestamp = excluded.sent_timestamp WHERE excluded.job_id >= sync_score_times.job_id",
+                   [order_key, job_id, sent_timestamp])

@@ -1,0 +1,242 @@
+"""One delivery function per job kind, over the clients. No Flask: the worker passes a Delivery.
+
+Each function returns a short note when the LMS already had the change, raises Retry for what may
+succeed later and GiveUp for what an admin must fix first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import requests
+
+from ..clients import LtiServiceClient, LtiServiceError, MoodleClient, MoodleError
+from ..db import lti as q
+from ..db import sync as cache
+
+FIX_HINTS = {
+    "invalid_token": "Moodle refused the web-service token; attach a valid one with "
+                     "`lms-bridge platforms moodle-ws --issuer ... --url ... --token ...`.",
+    "missing_capability": "the web-service user lacks a capability for this function; give its role the "
+                          "capability named in the message (Site administration > Users > Define roles).",
+    "function_not_in_service": "add this function to the tool's external service (Site administration > "
+                               "Server > Web services > External services > Functions).",
+    "invalid_parameter": "Moodle rejected the parameters; the job's payload does not fit this Moodle.",
+    "not_found": "Moodle does not know the course, activity or user any more.",
+}
+
+
+class Retry(Exception):
+    """Worth trying again later (timeout, 5xx, throttling); `retry_after` from the LMS when it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GiveUp(Exception):
+    """Retrying cannot help until an admin acts; the message says what to do."""
+
+
+class TokenStore:
+    """Service tokens in the database: every worker thread and process shares one token per platform."""
+
+    def __init__(self, db, platform_id: int):
+        self.db, self.platform_id = db, platform_id
+
+    def get(self, key: str):
+        found = q.get_access_token(self.db, self.platform_id, key)
+        return (found[0], found[1].timestamp()) if found else None
+
+    def set(self, key: str, token: str, exp: float) -> None:
+        q.set_access_token(self.db, self.platform_id, key, token, datetime.fromtimestamp(exp, timezone.utc))
+
+
+@dataclass
+class Delivery:
+    """What a handler needs: this thread's connection, the HTTP session and the platform row."""
+
+    db: object
+    session: requests.Session
+    platform: dict
+    signer: object
+    timeout: float = 15
+    on_delivered: list = field(default_factory=list)  # run in the transaction that marks the job delivered
+    _moodle: MoodleClient | None = field(default=None, repr=False)
+
+    def ags(self) -> LtiServiceClient:
+        p = self.platform
+        return LtiServiceClient(self.session, p["client_id"], p["auth_token_url"], self.signer,
+                                audience=p["auth_audience"], token_store=TokenStore(self.db, p["id"]),
+                                timeout=(5, self.timeout))
+
+    def moodle(self) -> MoodleClient:
+        if self._moodle is None:
+            creds = q.get_moodle_ws(self.db, self.platform["id"])
+            if not creds:
+                raise GiveUp(f"platform {self.platform['issuer']} has no Moodle web-service credentials; attach "
+                             "them with `lms-bridge platforms moodle-ws`.")
+            wwwroot = creds["url"].removesuffix("/webservice/rest/server.php")  # either form may be stored
+            self._moodle = MoodleClient(self.session, wwwroot, creds["token"], timeout=(5, self.timeout))
+        return self._moodle
+
+
+def explain(exc: Exception) -> Exception:
+    """Turn a client error into Retry or GiveUp with a message an admin can act on (never the token)."""
+    if isinstance(exc, MoodleError):
+        if exc.transient:
+            return Retry(str(exc), exc.retry_after)
+        hint = FIX_HINTS.get(exc.kind, "see Moodle's message.")
+        return GiveUp(f"{exc} -> {hint}")
+    if isinstance(exc, LtiServiceError):
+        if exc.transient:
+            return Retry(str(exc), exc.retry_after)
+        if exc.status in (400, 401) and "token" in exc.message:
+            return GiveUp(f"{exc} -> the LMS refused the tool's service token: check the registration's client "
+                          "id and that the tool's JWKS is reachable from the LMS.")
+        if exc.status == 403:
+            return GiveUp(f"{exc} -> the tool lacks the AGS scope: enable 'IMS LTI Assignment and Grade "
+                          "Services' for the tool in the LMS.")
+        return GiveUp(f"{exc} -> {exc.reason or 'the LMS refused the score'}")
+    return exc
+
+
+# --- AGS scores ------------------------------------------------------------------------------
+_LINEITEM_LOCK = threading.Lock()
+
+
+def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict) -> str:
+    """Cached per (lineitems URL, resourceId, tag). Found or created under a process lock, not the database
+    write lock: the LMS may be this very app (the sandbox), which writes while we wait for it."""
+    pid = d.platform["id"]
+    key = (pid, p["lineitems_url"], p["resource_id"], p["tag"])
+    url = cache.get_lineitem(d.db, *key)
+    if url:
+        return url
+    with _LINEITEM_LOCK:
+        url = cache.get_lineitem(d.db, *key)
+        if not url:
+            item = client.find_or_create_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
+                                                   p["score_maximum"], p["resource_id"], p["tag"])
+            url = item["id"]
+            cache.set_lineitem(d.db, *key, url)
+    return url
+
+
+def _send_timestamp(d: Delivery, job: dict) -> datetime:
+    """Moodle compares timestamps to the second: a newer job in the same second is moved one second on.
+    Deterministic from the previous job's record, so a redelivered job sends the same timestamp again
+    and Moodle answers 409 (already applied)."""
+    stamp = datetime.fromisoformat(job["payload"]["timestamp"].replace("Z", "+00:00"))
+    last = cache.last_score_sent(d.db, job["order_key"]) if job.get("order_key") else None
+    if last is None:
+        return stamp
+    sent = datetime.fromisoformat(last["sent_timestamp"])
+    if last["job_id"] == job["id"]:
+        return sent
+    if last["job_id"] < job["id"] and int(stamp.timestamp()) <= int(sent.timestamp()):
+        return sent.replace(microsecond=0) + timedelta(seconds=1)
+    return stamp
+
+
+def ags_score(d: Delivery, job: dict) -> str | None:
+    p = job["payload"]
+    client = d.ags()
+    url = _lineitem_url(d, client, p)
+    stamp = _send_timestamp(d, job)
+    if job.get("order_key"):
+        d.on_delivered.append(lambda: cache.set_score_sent(d.db, job["order_key"], job["id"], stamp.isoformat()))
+    try:
+        client.post_score(url, p["user_id"], p.get("score_given"), p["score_maximum"], stamp,
+                          grading_progress=p.get("grading_progress", "FullyGraded"),
+                          activity_progress=p.get("activity_progress", "Completed"), comment=p.get("comment"))
+    except LtiServiceError as exc:
+        if exc.already_applied:
+            return "already applied (409: the LMS holds this or a later score)"
+        if exc.status == 404:
+            cache.forget_lineitem(d.db, d.platform["id"], url)
+            raise Retry(f"{exc} (line item gone; it will be found or created again)") from None
+        raise
+    return None
+
+
+# --- Moodle web services ---------------------------------------------------------------------
+def _cmid(d: Delivery, p: dict) -> int:
+    pid = d.platform["id"]
+    cmid = cache.get_cmid(d.db, pid, p["lti_instance_id"])
+    if cmid is None:
+        cm = d.moodle().course_module_by_instance("lti", int(p["lti_instance_id"]))
+        cmid = int(cm["id"])
+        cache.set_cmid(d.db, pid, p["lti_instance_id"], cmid, int(cm["course"]))
+    return cmid
+
+
+def ws_completion(d: Delivery, job: dict) -> str | None:
+    p = job["payload"]
+    d.moodle().override_completion(int(p["user_id"]), _cmid(d, p), bool(p["completed"]))
+    return None
+
+
+def ws_grade(d: Delivery, job: dict) -> str | None:
+    p = job["payload"]
+    d.moodle().update_grades(int(p["course_id"]), _cmid(d, p), [(int(p["user_id"]), p["grade"])])
+    return None
+
+
+def ws_message(d: Delivery, job: dict) -> str | None:
+    result = d.moodle().send_instant_messages([(int(job["payload"]["user_id"]), job["payload"]["text"],
+                                                f"outbox-{job['id']}")])
+    if result.failed:
+        raise result.failed[0]
+    return None
+
+
+def _fingerprint(p: dict) -> str:
+    fields = {k: p.get(k) for k in ("name", "description", "timestart", "timeduration")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _adopt_orphan(d: Delivery, p: dict) -> int | None:
+    """After a crash between creating an event and recording its id, find that event instead of a twin."""
+    found = d.moodle().call("core_calendar_get_calendar_events", {
+        "events": {"courseids": [int(p["course_id"])]},
+        "options": {"userevents": 0, "siteevents": 0, "timestart": int(p["timestart"]) - 1,
+                    "timeend": int(p["timestart"]) + 1}})
+    for event in found.get("events", []):
+        if event.get("name") == p["name"] and int(event.get("timestart", -1)) == int(p["timestart"]):
+            return int(event["id"])
+    return None
+
+
+def ws_calendar(d: Delivery, job: dict) -> str | None:
+    """One Moodle event per key: unchanged -> nothing; changed -> the old event is replaced, not joined."""
+    p, pid = job["payload"], d.platform["id"]
+    fingerprint, moodle = _fingerprint(p), d.moodle()
+    known = cache.get_event(d.db, pid, p["course_id"], p["key"])
+    if known and known["event_id"] and known["fingerprint"] == fingerprint:
+        return "already applied (event unchanged)"
+    new_id = _adopt_orphan(d, p) if known and known["creating"] == fingerprint else None
+    if new_id is None:
+        cache.mark_event_creating(d.db, pid, p["course_id"], p["key"], fingerprint)
+        if known and known["event_id"]:
+            try:  # delete first: a crash now leaves no event, and the retry creates it; never two
+                moodle.delete_calendar_events([known["event_id"]])
+            except MoodleError as exc:
+                if exc.kind != "not_found":
+                    raise
+        result = moodle.create_calendar_events([{
+            "name": p["name"], "description": p.get("description", ""), "format": 1,
+            "courseid": int(p["course_id"]), "eventtype": "course", "timestart": int(p["timestart"]),
+            "timeduration": int(p.get("timeduration") or 0), "visible": 1}])
+        if result.failed:
+            raise result.failed[0]
+        new_id = int(result.done[0]["id"])
+    cache.set_event(d.db, pid, p["course_id"], p["key"], new_id, fingerprint)
+    return None
+
+
+HANDLERS = {"ags_score": ags_score, "ws_completion": ws_completion, "ws_grade": ws_grade,
+            "ws_message": ws_message, "ws_calendar": ws_calendar}

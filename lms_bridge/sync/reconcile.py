@@ -1,0 +1,69 @@
+"""Compare the LMS gradebook (AGS results) with the grades the tool released; report, never overwrite."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..clients import LtiServiceClient
+from ..db import lti as q
+from ..db import outbox as ob
+from ..db import sync as cache
+from .handlers import TokenStore
+
+
+class ReconcileError(Exception):
+    """The platform or course is unknown to the tool."""
+
+
+@dataclass
+class Difference:
+    user_id: str
+    resource_id: str
+    released: float | None
+    in_lms: float | None
+    score_maximum: float
+    job_state: str
+
+    def line(self) -> str:
+        lms = "no grade" if self.in_lms is None else f"{self.in_lms:g}"
+        rel = "no grade" if self.released is None else f"{self.released:g}"
+        return (f"user {self.user_id}\t{self.resource_id}\ttool {rel}/{self.score_maximum:g}\tLMS {lms}"
+                f"\t(job {self.job_state})")
+
+
+def _scaled(result: dict, maximum: float) -> float | None:
+    """Moodle omits resultScore for a grade of 0, and reports it on resultMaximum's scale."""
+    if "resultScore" not in result:
+        return 0.0 if result.get("resultMaximum") is not None else None
+    result_max = float(result.get("resultMaximum") or maximum)
+    return round(float(result["resultScore"]) * maximum / result_max, 5)
+
+
+def reconcile(db, session, signer, *, issuer: str, context_id: str) -> list[Difference]:
+    platform = q.find_platform(db, issuer)
+    if platform is None:
+        raise ReconcileError(f"no single platform with issuer {issuer}")
+    released = ob.latest_scores(db, platform["id"], f"score:{platform['id']}:{context_id}:")
+    client = LtiServiceClient(session, platform["client_id"], platform["auth_token_url"], signer,
+                              audience=platform["auth_audience"], token_store=TokenStore(db, platform["id"]))
+    results_by_item: dict[str, dict[str, dict]] = {}
+    differences = []
+    for job in released:
+        p = job["payload"]
+        url = cache.get_lineitem(db, platform["id"], p["lineitems_url"], p["resource_id"], p["tag"])
+        if url is None:
+            items = client.list_line_items(p["lineitems_url"], resource_id=p["resource_id"])
+            url = next((i["id"] for i in items if i.get("tag") == p["tag"]), None)
+        results = {}
+        if url is not None:
+            if url not in results_by_item:
+                results_by_item[url] = {str(r["userId"]): r for r in client.get_results(url)}
+            results = results_by_item[url]
+        found = results.get(str(p["user_id"]))
+        in_lms = _scaled(found, float(p["score_maximum"])) if found else None
+        given = p.get("score_given")
+        if in_lms is None and given is None:
+            continue
+        if in_lms is None or given is None or abs(float(given) - in_lms) > 1e-4:
+            differences.append(Difference(str(p["user_id"]), p["resource_id"], given, in_lms,
+                                          float(p["score_maximum"]), job["state"]))
+    return differences
