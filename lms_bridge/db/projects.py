@@ -1,0 +1,455 @@
+"""Tables and queries of the course project: roster, projects, submissions, versions, feedback, files."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from . import migration_set, ts
+from .schema import ddl
+
+migrations = migration_set("projects")
+STAFF = ("facilitator", "admin")
+
+
+@migrations()
+def m001_projects(db):
+    ddl(db, """
+    CREATE TABLE course_links (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL,
+        lineitems_url TEXT, memberships_url TEXT, links TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, deployment_id, context_id)
+    );
+    CREATE TABLE roster (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '', email TEXT NOT NULL DEFAULT '', role TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1, updated_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, deployment_id, context_id, user_id)
+    );
+    CREATE INDEX roster_role ON roster(platform_id, deployment_id, context_id, role, name);
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL, owner_id TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '', country TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL
+    );
+    CREATE INDEX projects_scope ON projects(platform_id, deployment_id, context_id, country);
+    CREATE TABLE project_members (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        platform_id INTEGER NOT NULL, deployment_id TEXT NOT NULL, context_id TEXT NOT NULL,
+        user_id TEXT NOT NULL, member_role TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_id),
+        UNIQUE (platform_id, deployment_id, context_id, user_id)
+    );
+    CREATE TABLE submissions (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        stage TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1,
+        data TEXT NOT NULL DEFAULT '{}', submitted_at TEXT, late INTEGER NOT NULL DEFAULT 0,
+        grade REAL, grade_max REAL, rubric TEXT, feedback TEXT, marking_state TEXT,
+        updated_at TEXT NOT NULL, updated_by TEXT NOT NULL,
+        UNIQUE (project_id, stage)
+    );
+    CREATE INDEX submissions_stage ON submissions(stage, status, project_id);
+    CREATE TABLE versions (
+        id INTEGER PRIMARY KEY,
+        submission_id INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL, data TEXT NOT NULL, files TEXT NOT NULL DEFAULT '[]',
+        submitted_by TEXT NOT NULL, submitted_at TEXT NOT NULL, late INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX versions_submission ON versions(submission_id, id);
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        submission_id INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL, author_id TEXT NOT NULL, author_name TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL, text TEXT NOT NULL DEFAULT '', grade REAL, released INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX feedback_submission ON feedback(submission_id, id);
+    CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        stage TEXT NOT NULL, field TEXT NOT NULL, storage_name TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
+        uploaded_by TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    CREATE INDEX attachments_project ON attachments(project_id, stage);
+    CREATE TABLE deadlines (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL, stage TEXT NOT NULL,
+        due_at TEXT NOT NULL, cutoff_at TEXT,
+        PRIMARY KEY (platform_id, deployment_id, context_id, stage)
+    );
+    CREATE TABLE extensions (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL, stage TEXT NOT NULL,
+        subject TEXT NOT NULL, until_at TEXT NOT NULL, granted_by TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, deployment_id, context_id, stage, subject)
+    );
+    CREATE TABLE rubrics (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL, data TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, deployment_id, context_id)
+    );
+    CREATE TABLE score_clock (
+        platform_id INTEGER NOT NULL, context_id TEXT NOT NULL, resource_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        last_ts TEXT NOT NULL,
+        PRIMARY KEY (platform_id, context_id, resource_id, user_id)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        platform_id INTEGER NOT NULL, deployment_id TEXT NOT NULL, context_id TEXT NOT NULL,
+        project_id INTEGER, stage TEXT, actor_id TEXT NOT NULL, action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL
+    );
+    CREATE INDEX audit_scope ON audit(platform_id, deployment_id, context_id, project_id, id)
+    """)
+
+
+def _one(db, sql, params):
+    row = next(db.query(sql, params), None)
+    return dict(row) if row else None
+
+
+SCOPE = "platform_id = ? AND deployment_id = ? AND context_id = ?"
+
+
+# --- course links and roster ----------------------------------------------------------------
+def save_course_links(db, scope, *, lineitems_url, memberships_url, activity, resource_link_id) -> None:
+    row = _one(db, f"SELECT links FROM course_links WHERE {SCOPE}", list(scope))
+    links = json.loads(row["links"]) if row else {}
+    if activity and resource_link_id:
+        links[activity] = resource_link_id
+    db.execute("INSERT INTO course_links (platform_id, deployment_id, context_id, lineitems_url, memberships_url,"
+               " links, updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+               " lineitems_url = COALESCE(excluded.lineitems_url, lineitems_url),"
+               " memberships_url = COALESCE(excluded.memberships_url, memberships_url),"
+               " links = excluded.links, updated_at = excluded.updated_at",
+               [*scope, lineitems_url, memberships_url, json.dumps(links), ts()])
+
+
+def course_links(db, scope) -> dict:
+    row = _one(db, f"SELECT * FROM course_links WHERE {SCOPE}", list(scope))
+    if not row:
+        return {"lineitems_url": None, "memberships_url": None, "links": {}}
+    return dict(row, links=json.loads(row["links"]))
+
+
+def upsert_member(db, scope, user_id, name, email, role, *, from_launch: bool) -> None:
+    """A launch states the role the tool acts on; NRPS never downgrades staff (Moodle lists
+    non-editing teachers as Learner there)."""
+    keep = "excluded.role" if from_launch else f"CASE WHEN role IN {STAFF} THEN role ELSE excluded.role END"
+    db.execute("INSERT INTO roster (platform_id, deployment_id, context_id, user_id, name, email, role, active,"
+               " updated_at) VALUES (?,?,?,?,?,?,?,1,?) ON CONFLICT DO UPDATE SET"
+               " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,"
+               " email = CASE WHEN excluded.email != '' THEN excluded.email ELSE email END,"
+               f" role = {keep}, active = 1, updated_at = excluded.updated_at",
+               [*scope, user_id, name or "", email or "", role, ts()])
+
+
+def roster_member(db, scope, user_id) -> dict | None:
+    return _one(db, f"SELECT * FROM roster WHERE {SCOPE} AND user_id = ?", [*scope, user_id])
+
+
+def roster_learners(db, scope) -> list[dict]:
+    return [dict(r) for r in db.query(f"SELECT user_id, name, role FROM roster WHERE {SCOPE} AND role = 'learner'"
+                                      " AND active = 1 ORDER BY name", list(scope))]
+
+
+def roster_roles(db, scope) -> dict:
+    return {r["user_id"]: r["role"] for r in db.query(f"SELECT user_id, role FROM roster WHERE {SCOPE}", list(scope))}
+
+
+# --- projects and members -------------------------------------------------------------------
+def project_of(db, scope, user_id) -> dict | None:
+    return _one(db, "SELECT p.* FROM project_members m JOIN projects p ON p.id = m.project_id"
+                    " WHERE m.platform_id = ? AND m.deployment_id = ? AND m.context_id = ? AND m.user_id = ?",
+                [*scope, user_id])
+
+
+def get_project(db, scope, project_id) -> dict | None:
+    return _one(db, f"SELECT * FROM projects WHERE id = ? AND {SCOPE}", [project_id, *scope])
+
+
+def create_project(db, scope, owner_id) -> int:
+    cur = db.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, created_at)"
+                     " VALUES (?,?,?,?,?)", [*scope, owner_id, ts()])
+    db.execute("INSERT INTO project_members (project_id, platform_id, deployment_id, context_id, user_id, member_role)"
+               " VALUES (?,?,?,?,?,'owner')", [cur.lastrowid, *scope, owner_id])
+    return cur.lastrowid
+
+
+def update_project(db, project_id, title: str, country: str) -> None:
+    db.execute("UPDATE projects SET title = ?, country = ? WHERE id = ?", [title, country, project_id])
+
+
+def members(db, project_id) -> list[dict]:
+    return [dict(r) for r in db.query(
+        "SELECT m.user_id, m.member_role, COALESCE(r.name, '') AS name, COALESCE(r.role, 'learner') AS role"
+        " FROM project_members m LEFT JOIN roster r ON r.platform_id = m.platform_id AND"
+        " r.deployment_id = m.deployment_id AND r.context_id = m.context_id AND r.user_id = m.user_id"
+        " WHERE m.project_id = ? ORDER BY m.member_role DESC, name", [project_id])]
+
+
+def memberships(db, scope) -> dict:
+    return {r["user_id"]: r["project_id"] for r in db.query(
+        f"SELECT user_id, project_id FROM project_members WHERE {SCOPE}", list(scope))}
+
+
+def set_coauthors(db, scope, project_id, user_ids) -> None:
+    db.execute("DELETE FROM project_members WHERE project_id = ? AND member_role = 'coauthor'", [project_id])
+    for uid in user_ids:
+        try:
+            db.execute("INSERT INTO project_members (project_id, platform_id, deployment_id, context_id, user_id,"
+                       " member_role) VALUES (?,?,?,?,?,'coauthor')", [project_id, *scope, uid])
+        except sqlite3.IntegrityError:
+            raise ValueError(f"User {uid} joined another project meanwhile.") from None
+
+
+# --- submissions, versions, feedback ----------------------------------------------------------
+def _decode(row):
+    if row is None:
+        return None
+    row = dict(row)
+    row["data"] = json.loads(row["data"])
+    row["rubric"] = json.loads(row["rubric"]) if row.get("rubric") else None
+    return row
+
+
+def submission(db, project_id, stage) -> dict | None:
+    return _decode(_one(db, "SELECT * FROM submissions WHERE project_id = ? AND stage = ?", [project_id, stage]))
+
+
+def submissions(db, project_id) -> dict:
+    return {r["stage"]: _decode(r) for r in db.query("SELECT * FROM submissions WHERE project_id = ?", [project_id])}
+
+
+def save_submission(db, project_id, stage, *, status, attempt, data, actor, submitted_at=None, late=None) -> int:
+    db.execute("INSERT INTO submissions (project_id, stage, status, attempt, data, submitted_at, late, updated_at,"
+               " updated_by) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (project_id, stage) DO UPDATE SET"
+               " status = excluded.status, attempt = excluded.attempt, data = excluded.data,"
+               " submitted_at = COALESCE(excluded.submitted_at, submitted_at),"
+               " late = CASE WHEN excluded.submitted_at IS NULL THEN late ELSE excluded.late END,"
+               " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+               [project_id, stage, status, attempt, json.dumps(data), submitted_at, int(bool(late)), ts(), actor])
+    return submission(db, project_id, stage)["id"]
+
+
+def set_review(db, submission_id, actor, **fields) -> None:
+    """Update status, grade, rubric, feedback or marking_state of a submission."""
+    if "rubric" in fields and fields["rubric"] is not None:
+        fields["rubric"] = json.dumps(fields["rubric"])
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    db.execute(f"UPDATE submissions SET {sets}, updated_at = ?, updated_by = ? WHERE id = ?",
+               [*fields.values(), ts(), actor, submission_id])
+
+
+def add_version(db, submission_id, attempt, data, files, actor, late) -> None:
+    db.execute("INSERT INTO versions (submission_id, attempt, data, files, submitted_by, submitted_at, late)"
+               " VALUES (?,?,?,?,?,?,?)", [submission_id, attempt, json.dumps(data), json.dumps(files), actor,
+                                            ts(), int(bool(late))])
+
+
+def versions(db, submission_id) -> list[dict]:
+    return [dict(r, data=json.loads(r["data"]), files=json.loads(r["files"])) for r in db.query(
+        "SELECT * FROM versions WHERE submission_id = ? ORDER BY id DESC", [submission_id])]
+
+
+def add_feedback(db, submission_id, attempt, author_id, author_name, kind, text, grade=None, released=True) -> None:
+    db.execute("INSERT INTO feedback (submission_id, attempt, author_id, author_name, kind, text, grade, released,"
+               " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+               [submission_id, attempt, author_id, author_name, kind, text, grade, int(released), ts()])
+
+
+def release_feedback(db, submission_id) -> None:
+    db.execute("UPDATE feedback SET released = 1 WHERE submission_id = ? AND released = 0", [submission_id])
+
+
+def feedback(db, submission_id, released_only: bool) -> list[dict]:
+    extra = " AND released = 1" if released_only else ""
+    return [dict(r) for r in db.query(f"SELECT * FROM feedback WHERE submission_id = ?{extra} ORDER BY id DESC",
+                                      [submission_id])]
+
+
+# --- attachments -------------------------------------------------------------------------------
+def add_attachment(db, project_id, stage, field, storage_name, display_name, kind, size, actor) -> int:
+    return db.execute("INSERT INTO attachments (project_id, stage, field, storage_name, display_name, kind, size,"
+                      " uploaded_by, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                      [project_id, stage, field, storage_name, display_name, kind, size, actor, ts()]).lastrowid
+
+
+def attachment(db, attachment_id) -> dict | None:
+    return _one(db, "SELECT a.*, p.platform_id, p.deployment_id, p.context_id FROM attachments a"
+                    " JOIN projects p ON p.id = a.project_id WHERE a.id = ?", [attachment_id])
+
+
+def attachments(db, project_id, stage) -> list[dict]:
+    return [dict(r) for r in db.query("SELECT * FROM attachments WHERE project_id = ? AND stage = ? ORDER BY id",
+                                      [project_id, stage])]
+
+
+# --- deadlines, extensions, rubric ---------------------------------------------------------------
+def set_deadline(db, scope, stage, due_at, cutoff_at) -> None:
+    db.execute("INSERT INTO deadlines (platform_id, deployment_id, context_id, stage, due_at, cutoff_at)"
+               " VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET due_at = excluded.due_at, cutoff_at = excluded.cutoff_at",
+               [*scope, stage, due_at, cutoff_at])
+
+
+def deadlines(db, scope) -> dict:
+    return {r["stage"]: dict(r) for r in db.query(f"SELECT * FROM deadlines WHERE {SCOPE}", list(scope))}
+
+
+def set_extension(db, scope, stage, subject, until_at, actor) -> None:
+    db.execute("INSERT INTO extensions (platform_id, deployment_id, context_id, stage, subject, until_at, granted_by,"
+               " created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET until_at = excluded.until_at,"
+               " granted_by = excluded.granted_by, created_at = excluded.created_at",
+               [*scope, stage, subject, until_at, actor, ts()])
+
+
+def extensions_for(db, scope, stage, subjects) -> list[str]:
+    marks = ",".join("?" * len(subjects))
+    return [r["until_at"] for r in db.query(f"SELECT until_at FROM extensions WHERE {SCOPE} AND stage = ?"
+                                            f" AND subject IN ({marks})", [*scope, stage, *subjects])]
+
+
+def list_extensions(db, scope) -> list[dict]:
+    return [dict(r) for r in db.query(f"SELECT * FROM extensions WHERE {SCOPE} ORDER BY stage, subject", list(scope))]
+
+
+def rubric_data(db, scope) -> dict | None:
+    row = _one(db, f"SELECT data FROM rubrics WHERE {SCOPE}", list(scope))
+    return json.loads(row["data"]) if row else None
+
+
+def set_rubric(db, scope, data: dict) -> None:
+    db.execute("INSERT INTO rubrics (platform_id, deployment_id, context_id, data, updated_at) VALUES (?,?,?,?,?)"
+               " ON CONFLICT DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+               [*scope, json.dumps(data), ts()])
+
+
+# --- score clock and audit -----------------------------------------------------------------------
+def last_score_ts(db, platform_id, context_id, resource_id, user_id) -> str | None:
+    row = _one(db, "SELECT last_ts FROM score_clock WHERE platform_id = ? AND context_id = ? AND resource_id = ?"
+                   " AND user_id = ?", [platform_id, context_id, resource_id, user_id])
+    return row["last_ts"] if row else None
+
+
+def set_score_ts(db, platform_id, context_id, resource_id, user_id, value: str) -> None:
+    db.execute("INSERT INTO score_clock VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET last_ts = excluded.last_ts",
+               [platform_id, context_id, resource_id, user_id, value])
+
+
+def audit(db, scope, actor, action, *, project_id=None, stage=None, **detail) -> None:
+    db.execute("INSERT INTO audit (platform_id, deployment_id, context_id, project_id, stage, actor_id, action,"
+               " detail, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+               [*scope, project_id, stage, actor, action, json.dumps(detail, default=str), ts()])
+
+
+def audit_trail(db, scope, project_id=None, limit=500) -> list[dict]:
+    extra, params = ("AND project_id = ?", [project_id]) if project_id is not None else ("", [])
+    return [dict(r, detail=json.loads(r["detail"])) for r in db.query(
+        f"SELECT * FROM audit WHERE {SCOPE} {extra} ORDER BY id DESC LIMIT ?", [*scope, *params, limit])]
+
+
+# --- facilitator dashboard: one aggregated query per page, counts over the whole filtered set -------
+def _grid_sql(stages, has_deadlines: dict) -> str:
+    cols = []
+    for i, key in enumerate(stages):
+        cols += [f"MAX(CASE WHEN s.stage = :s{i} THEN s.status END) AS status_{i}",
+                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.late END) AS late_{i}",
+                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.grade END) AS grade_{i}",
+                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.marking_state END) AS marking_{i}",
+                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.submitted_at END) AS submitted_{i}"]
+    missing = []
+    for i, key in enumerate(stages):
+        if has_deadlines.get(key):
+            ext = (f"(SELECT MAX(e.until_at) FROM extensions e WHERE e.platform_id = :p AND e.deployment_id = :d"
+                   f" AND e.context_id = :c AND e.stage = :s{i} AND e.subject IN ('user:' || g.user_id,"
+                   f" 'project:' || g.project_id))")
+            missing.append(f"(g.submitted_{i} IS NULL AND :now > COALESCE({ext}, :due{i})) AS missing_{i}")
+        else:
+            missing.append(f"0 AS missing_{i}")
+    return f"""
+    WITH people AS (
+        SELECT r.user_id, r.name, m.project_id, m.member_role, COALESCE(p.country, '') AS country,
+               COALESCE(p.title, '') AS title
+        FROM roster r
+        LEFT JOIN project_members m ON m.platform_id = r.platform_id AND m.deployment_id = r.deployment_id
+             AND m.context_id = r.context_id AND m.user_id = r.user_id
+        LEFT JOIN projects p ON p.id = m.project_id
+        WHERE r.platform_id = :p AND r.deployment_id = :d AND r.context_id = :c AND r.role = 'learner'
+              AND r.active = 1
+    ), g AS (
+        SELECT people.*, {', '.join(cols)}
+        FROM people LEFT JOIN submissions s ON s.project_id = people.project_id
+        GROUP BY people.user_id
+    ), grid AS (
+        SELECT g.*, {', '.join(missing)} FROM g
+    )"""
+
+
+def dashboard(db, scope, stages, due: dict, now: str, *, stage=None, status=None, country=None,
+              page=1, per_page=100) -> tuple[list[dict], int, dict]:
+    """(rows of this page, total rows matching, counts[stage][status] over the country-filtered set).
+
+    `due` maps stage -> due timestamp (UTC ISO) for the missing flag; status may be a workflow
+    status or the flags 'late' / 'missing'.
+    """
+    params = {"p": scope[0], "d": scope[1], "c": scope[2], "now": now}
+    for i, key in enumerate(stages):
+        params[f"s{i}"] = key
+        if due.get(key):
+            params[f"due{i}"] = due[key]
+    base = _grid_sql(stages, due)
+    where, filters = [], {}
+    if country:
+        where.append("country = :country")
+        filters["country"] = country
+    count_where = list(where)
+    if stage in stages and status:
+        i = stages.index(stage)
+        if status == "late":
+            where.append(f"late_{i} = 1")
+        elif status == "missing":
+            where.append(f"missing_{i}")
+        elif status == "not_started":
+            where.append(f"status_{i} IS NULL")
+        else:
+            where.append(f"status_{i} = :status")
+            filters["status"] = status
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    rows = [dict(r) for r in db.query(
+        f"{base} SELECT grid.*, COUNT(*) OVER () AS total FROM grid {clause}"
+        f" ORDER BY name, user_id LIMIT :limit OFFSET :offset",
+        {**params, **filters, "limit": per_page, "offset": (max(page, 1) - 1) * per_page})]
+    total = rows[0]["total"] if rows else 0
+    if not rows and page > 1:
+        total = next(db.query(f"{base} SELECT COUNT(*) AS n FROM grid {clause}", {**params, **filters}))["n"]
+    sums = []
+    for i, _key in enumerate(stages):
+        sums += [f"SUM(COALESCE(status_{i}, 'not_started') = '{st}') AS c{i}_{st}" for st in
+                 ("not_started", "draft", "submitted", "returned", "approved", "graded")]
+        sums += [f"SUM(late_{i} = 1) AS c{i}_late", f"SUM(missing_{i}) AS c{i}_missing"]
+    cclause = ("WHERE " + " AND ".join(count_where)) if count_where else ""
+    agg = dict(next(db.query(f"{base} SELECT COUNT(*) AS everyone, {', '.join(sums)} FROM grid {cclause}",
+                             {**params, **({"country": country} if country else {})})))
+    counts = {"everyone": agg.pop("everyone")}
+    for name, value in agg.items():
+        i, st = name[1:].split("_", 1)
+        counts.setdefault(stages[int(i)], {})[st] = value or 0
+    return rows, total, counts
+
+
+def countries(db, scope) -> list[str]:
+    return [r["country"] for r in db.query(f"SELECT DISTINCT country FROM projects WHERE {SCOPE} AND country != ''"
+                                           " ORDER BY country", list(scope))]
+
+
+def list_projects(db, scope) -> list[dict]:
+    """Projects with more than one member: the groups an extension can cover."""
+    return [dict(r) for r in db.query(
+        "SELECT p.id, p.title, COUNT(m.user_id) AS size FROM projects p JOIN project_members m ON m.project_id = p.id"
+        " WHERE p.platform_id = ? AND p.deployment_id = ? AND p.context_id = ? GROUP BY p.id HAVING size > 1"
+        " ORDER BY p.title, p.id", list(scope))]

@@ -1,0 +1,196 @@
+"""Facilitator use-cases: review, grade with the course rubric, release to the gradebook, deadlines.
+
+Releasing writes the marking state and the outbox jobs in one transaction, so a grade is never
+released without its delivery queued, nor queued without being released.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..activities import CATALOGUE
+from ..db import outbox, parse_ts, ts, utcnow, write_transaction
+from ..db import projects as q
+from ..errors import BridgeError, NotFound
+from . import deadlines as dl
+from . import rubric as rb
+from . import workflow
+from .stages import get_stage
+
+SCORE_TAG = "lms_bridge_project"
+STAFF = ("facilitator", "admin")
+
+
+def course_rubric(db, scope) -> rb.Rubric:
+    data = q.rubric_data(db, scope)
+    return rb.from_dict(data) if data else rb.DEFAULT_RUBRIC
+
+
+def save_rubric(db, launch, data: dict) -> rb.Rubric:
+    rubric = rb.from_dict(data)  # InvalidRubric lists every problem
+    with write_transaction(db):
+        q.set_rubric(db, launch.scope, rb.to_dict(rubric))
+        q.audit(db, launch.scope, launch.user_id, "edit_rubric", criteria=[c.id for c in rubric.criteria])
+    return rubric
+
+
+def _submission(db, launch, project_id: int, stage: str) -> tuple[dict, dict]:
+    get_stage(stage)
+    project = q.get_project(db, launch.scope, project_id)
+    if project is None:
+        raise NotFound("No such project in this course.")
+    sub = q.submission(db, project_id, stage)
+    if sub is None:
+        raise NotFound("Nothing has been saved for this stage yet.")
+    return project, sub
+
+
+def _learners(db, scope, project_id) -> list[str]:
+    """Members who get grades: staff accounts are never graded."""
+    return [m["user_id"] for m in q.members(db, project_id) if m["role"] not in STAFF]
+
+
+def _score_time(db, scope, resource_id: str, user_id: str) -> str:
+    """Strictly increasing per user and line item, by a whole second (Moodle compares seconds)."""
+    now = utcnow()
+    last = parse_ts(q.last_score_ts(db, scope[0], scope[2], resource_id, user_id))
+    if last is not None and now < last + timedelta(seconds=1):
+        now = last + timedelta(seconds=1)
+    stamp = ts(now)
+    q.set_score_ts(db, scope[0], scope[2], resource_id, user_id, stamp)
+    return stamp
+
+
+def _completion_jobs(db, scope, stage: str, users: list[str]) -> None:
+    link = q.course_links(db, scope)["links"].get(stage)
+    if not link:
+        return
+    for uid in users:
+        outbox.enqueue(db, platform_id=scope[0], kind="ws_completion",
+                       payload={"course_id": scope[2], "lti_instance_id": link, "user_id": uid, "completed": True},
+                       dedupe_key=f"completion:{scope[0]}:{scope[2]}:{link}:{uid}")
+
+
+def _score_jobs(db, scope, stage: str, sub: dict, users: list[str]) -> int:
+    links = q.course_links(db, scope)
+    label, maximum = CATALOGUE.get(stage, (get_stage(stage).title, 100))
+    jobs = 0
+    for uid in users:
+        if links["lineitems_url"]:
+            outbox.enqueue(db, platform_id=scope[0], kind="ags_score", payload={
+                "lineitems_url": links["lineitems_url"], "resource_id": stage, "tag": SCORE_TAG, "label": label,
+                "score_maximum": maximum or 100, "user_id": uid, "score_given": sub["grade"],
+                "comment": sub["feedback"] or "", "timestamp": _score_time(db, scope, stage, uid),
+                "grading_progress": "FullyGraded", "activity_progress": "Completed"},
+                order_key=f"score:{scope[0]}:{scope[2]}:{stage}:{uid}")
+        elif links["links"].get(stage):
+            outbox.enqueue(db, platform_id=scope[0], kind="ws_grade", payload={
+                "course_id": scope[2], "lti_instance_id": links["links"][stage], "user_id": uid,
+                "grade": sub["grade"]})
+        else:
+            continue
+        jobs += 1
+    return jobs
+
+
+def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = "",
+        selections: dict | None = None) -> dict:
+    """One facilitator action on a stage: comment, return_for_revision, approve, grade,
+    mark_ready, back_to_marking or release. Domain errors are raised before any write."""
+    comment = (comment or "").strip()
+    with write_transaction(db):
+        project, sub = _submission(db, launch, project_id, stage)
+        scope, actor = launch.scope, launch.user_id
+        detail = {"from": sub["status"], "marking_from": sub["marking_state"]}
+        if action == "comment":
+            if not comment:
+                raise BridgeError("Write a comment first.", code="empty_comment")
+            q.add_feedback(db, sub["id"], sub["attempt"], actor, launch.user_name, "comment", comment)
+        elif action in ("return_for_revision", "approve"):
+            status = workflow.transition(sub["status"], action, workflow.FACILITATOR, stage=stage)
+            q.set_review(db, sub["id"], actor, status=status)
+            q.add_feedback(db, sub["id"], sub["attempt"], actor, launch.user_name,
+                           "returned" if action != "approve" else "approved", comment)
+            if action == "approve":
+                _completion_jobs(db, scope, stage, _learners(db, scope, project_id))
+        elif action == "grade":
+            rubric = course_rubric(db, scope)
+            total, maximum = rb.score(rubric, selections or {})
+            grade = round(total / maximum * 100, 2) if maximum else 0.0
+            status = workflow.transition(sub["status"], "grade", workflow.FACILITATOR, stage=stage)
+            marking = workflow.IN_MARKING
+            if sub["marking_state"] == workflow.READY_FOR_RELEASE:
+                marking = workflow.marking_transition(sub["marking_state"], "back_to_marking")
+            q.set_review(db, sub["id"], actor, status=status, grade=grade, grade_max=100,
+                         rubric={"selections": selections, "points": total, "max": maximum},
+                         feedback=comment, marking_state=marking)
+            q.add_feedback(db, sub["id"], sub["attempt"], actor, launch.user_name, "graded", comment, grade=grade,
+                           released=False)
+            detail.update(grade=grade, points=total)
+        elif action in workflow.MARKING_ACTIONS:
+            if sub["grade"] is None:
+                raise BridgeError("Grade this stage with the rubric first.", code="not_graded")
+            marking = workflow.marking_transition(sub["marking_state"] or workflow.IN_MARKING, action)
+            q.set_review(db, sub["id"], actor, marking_state=marking)
+            if action == "release":
+                q.release_feedback(db, sub["id"])
+                users = _learners(db, scope, project_id)
+                detail["score_jobs"] = _score_jobs(db, scope, stage, sub, users)
+                _completion_jobs(db, scope, stage, users)
+        else:
+            raise BridgeError(f"Unknown review action {action!r}.", code="bad_action")
+        after = q.submission(db, project_id, stage)
+        detail.update(to=after["status"], marking_to=after["marking_state"])
+        q.audit(db, scope, actor, action, project_id=project_id, stage=stage, **detail)
+    return after
+
+
+def parse_local(value: str, zone: str) -> datetime | None:
+    """A datetime-local field typed in the facilitator's zone, as an aware UTC datetime."""
+    if not value:
+        return None
+    try:
+        naive = datetime.fromisoformat(value)
+        tz = ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise dl.InvalidDeadline(f"{value!r} is not a date and time (use YYYY-MM-DD HH:MM).") from None
+    if naive.tzinfo is not None:
+        return naive.astimezone(timezone.utc)
+    return naive.replace(tzinfo=tz).astimezone(timezone.utc)
+
+
+def set_deadline(db, launch, stage: str, due: str, cutoff: str, zone: str) -> dl.Deadline:
+    get_stage(stage)
+    due_at = parse_local(due, zone)
+    if due_at is None:
+        raise dl.InvalidDeadline("Give a due date.")
+    deadline = dl.Deadline(due_at, parse_local(cutoff, zone))
+    with write_transaction(db):
+        q.set_deadline(db, launch.scope, stage, ts(deadline.due_utc),
+                       ts(deadline.cutoff_utc) if deadline.cutoff_utc else None)
+        outbox.enqueue(db, platform_id=launch.scope[0], kind="ws_calendar", payload={
+            "course_id": launch.context_id, "key": f"deadline:{stage}", "name": f"{get_stage(stage).title} due",
+            "description": get_stage(stage).description, "timestart": int(deadline.due_utc.timestamp()),
+            "timeduration": 0}, dedupe_key=f"calendar:{launch.platform_id}:{launch.context_id}:deadline:{stage}")
+        q.audit(db, launch.scope, launch.user_id, "set_deadline", stage=stage, due=ts(deadline.due_utc),
+                cutoff=deadline.cutoff_utc and ts(deadline.cutoff_utc))
+    return deadline
+
+
+def grant_extension(db, launch, stage: str, subject: str, until: str, zone: str) -> datetime:
+    """subject is 'user:<id>' or 'project:<id>' (the whole group)."""
+    get_stage(stage)
+    kind, _, ident = subject.partition(":")
+    if kind not in ("user", "project") or not ident:
+        raise dl.InvalidDeadline("Choose a learner or a group for the extension.")
+    until_at = parse_local(until, zone)
+    if until_at is None:
+        raise dl.InvalidDeadline("Give the date the extension runs to.")
+    row = q.deadlines(db, launch.scope).get(stage)
+    if not row:
+        raise dl.InvalidDeadline("Set the stage's deadline before granting extensions.")
+    dl.effective_deadline(dl.Deadline(parse_ts(row["due_at"]), parse_ts(row["cutoff_at"])), until_at)
+    with write_transaction(db):
+        q.set_extension(db, launch.scope, stage, subject, ts(until_at), launch.user_id)
+        q.audit(db, launch.scope, launch.user_id, "grant_extension", stage=stage, subject=subject, until=ts(until_at))
+    return until_at
