@@ -1,0 +1,188 @@
+"""Booking use cases over the store: publish availability, book, move, cancel, notify.
+
+Each write runs in one BEGIN IMMEDIATE transaction, so the limit checks and the conditional seat
+UPDATE see the same state; the schema's CHECK and triggers are the last word against overlaps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..db import booking as q
+from ..db import lti as lti_q
+from ..db import outbox, parse_ts, ts, write_transaction
+from .availability import Availability, Slot, expand_slots
+from .errors import BookingError, Overlap, SlotFull
+from .ics import booking_invite, booking_uid
+from .rules import BookingLimits, ExistingBooking, check_can_book, check_can_cancel, check_can_reschedule
+from .zones import format_in_zone
+
+REMINDER_HOURS = 24
+
+
+class UnknownBooking(BookingError):
+    """No such booking, slot or expert in this course (or it belongs to someone else)."""
+
+    status = 404
+
+
+class InvalidBookingForm(BookingError):
+    """A booking or outcome form with a missing or impossible field."""
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: str
+    name: str
+    email: str
+    tz: str
+
+
+def limits(db, scope) -> BookingLimits:
+    row = q.get_settings(db, scope)
+    if not row:
+        return BookingLimits()
+    return BookingLimits(max_total=row["max_total"], max_active=row["max_active"],
+                         cancel_deadline_hours=row["cancel_deadline_hours"],
+                         min_notice_minutes=row["min_notice_minutes"])
+
+
+def _slot(row: dict) -> Slot:
+    return Slot(parse_ts(row["start_utc"]), parse_ts(row["end_utc"]), row["capacity"])
+
+
+def _existing(rows: list[dict]) -> list[ExistingBooking]:
+    return [ExistingBooking(parse_ts(r["start_utc"]), parse_ts(r["end_utc"]), r["id"]) for r in rows]
+
+
+def notify(db, scope, user_id: str, text: str) -> None:
+    """In-tool notice always; a Moodle message too when the platform has web-service credentials."""
+    q.add_notice(db, scope, user_id, text)
+    if lti_q.get_moodle_ws(db, scope[0]):
+        outbox.enqueue(db, platform_id=scope[0], kind="ws_message", payload={"user_id": user_id, "text": text})
+
+
+def publish(db, expert_id: int, avail: Availability, now: datetime, *, horizon_days: int = 366) -> dict:
+    """Replace the expert's unbooked slots with those of `avail`; booked slots are kept as they are.
+
+    Returns counts: created, kept (booked slots that stay), skipped (new slots overlapping kept ones).
+    """
+    end = min(datetime.combine(avail.valid_until, datetime.min.time()) + timedelta(days=2),
+              datetime.combine(now.date(), datetime.min.time()) + timedelta(days=horizon_days))
+    wanted = expand_slots(avail, now, end.replace(tzinfo=now.tzinfo))
+    created = skipped = 0
+    with write_transaction(db):
+        q.delete_unbooked_slots(db, expert_id)
+        kept = {(r["start_utc"], r["end_utc"]): r for r in q.expert_slots(db, expert_id)}
+        for slot in wanted:
+            key = (ts(slot.start_utc), ts(slot.end_utc))
+            if key in kept:
+                q.reopen_slot(db, kept[key]["id"], slot.capacity)
+            elif q.insert_slot(db, expert_id, key[0], key[1], slot.capacity):
+                created += 1
+            else:
+                skipped += 1
+    return {"created": created, "kept": len(kept), "skipped": skipped}
+
+
+def _message(expert: dict, start: str, tz: str, what: str) -> str:
+    return f"Consultation with {expert['name']} on {format_in_zone(parse_ts(start), tz)}: {what}."
+
+
+def book(db, scope, slot_id: int, who: Person, now: datetime, *, topic: str, question: str,
+         project: str = "") -> int:
+    """Take one seat atomically; raises SlotFull, Overlap, LimitReached or TooLate with a clear message."""
+    with write_transaction(db):
+        slot = q.get_slot(db, slot_id)
+        expert = q.get_expert(db, scope, slot["expert_id"]) if slot else None
+        if not slot or not expert or not expert["active"]:
+            raise UnknownBooking("This consultation time does not exist in this course.")
+        mine = q.participant_bookings(db, scope, who.user_id, active_only=True)
+        check_can_book(limits(db, scope), _existing(mine), _slot(slot), now, tz=who.tz, slot_taken=slot["booked"])
+        if not q.take_seat(db, slot_id):
+            raise SlotFull(f"The consultation at {format_in_zone(parse_ts(slot['start_utc']), who.tz)} "
+                           "is fully booked. Please choose another time.")
+        try:
+            booking_id = q.insert_booking(db, scope, {
+                "slot_id": slot_id, "expert_id": expert["id"], "participant_id": who.user_id,
+                "participant_name": who.name, "participant_email": who.email, "participant_tz": who.tz,
+                "start_utc": slot["start_utc"], "end_utc": slot["end_utc"], "topic": topic,
+                "question": question, "project": project})
+        except q.BookingOverlap:
+            raise Overlap("You already have a consultation overlapping this time.") from None
+        notify(db, scope, who.user_id, _message(expert, slot["start_utc"], who.tz, "booked"))
+        notify(db, scope, expert["user_id"], _message(expert, slot["start_utc"], expert["timezone"],
+                                                      f"booked by {who.name or 'a participant'} ({topic})"))
+    return booking_id
+
+
+def _own_booking(db, scope, booking_id: int, user_id: str) -> dict:
+    row = q.get_booking(db, scope, booking_id)
+    if not row or row["participant_id"] != user_id:
+        raise UnknownBooking("This booking does not exist or is not yours.")
+    return row
+
+
+def cancel(db, scope, booking_id: int, who: Person, now: datetime) -> None:
+    with write_transaction(db):
+        row = _own_booking(db, scope, booking_id, who.user_id)
+        if row["status"] != "booked":
+            raise UnknownBooking("This booking is already cancelled.")
+        check_can_cancel(limits(db, scope), parse_ts(row["start_utc"]), now, tz=who.tz)
+        q.cancel_booking(db, booking_id)
+        q.release_seat(db, row["slot_id"])
+        expert = q.get_expert(db, scope, row["expert_id"])
+        notify(db, scope, who.user_id, _message(expert, row["start_utc"], who.tz, "cancelled"))
+        notify(db, scope, expert["user_id"], _message(expert, row["start_utc"], expert["timezone"],
+                                                      f"cancelled by {who.name or 'the participant'}"))
+
+
+def reschedule(db, scope, booking_id: int, new_slot_id: int, who: Person, now: datetime) -> None:
+    """Move a booking to another slot of the same expert: same UID, SEQUENCE + 1."""
+    with write_transaction(db):
+        row = _own_booking(db, scope, booking_id, who.user_id)
+        new = q.get_slot(db, new_slot_id)
+        if row["status"] != "booked" or not new or new["expert_id"] != row["expert_id"] or new["id"] == row["slot_id"]:
+            raise UnknownBooking("Choose another free time of the same expert for an active booking.")
+        mine = q.participant_bookings(db, scope, who.user_id, active_only=True)
+        current = next(b for b in _existing(mine) if b.booking_id == booking_id)
+        check_can_reschedule(limits(db, scope), current, _existing(mine), _slot(new), now, tz=who.tz,
+                             slot_taken=new["booked"])
+        if not q.take_seat(db, new_slot_id):
+            raise SlotFull("That time has just been fully booked. Please choose another time.")
+        q.release_seat(db, row["slot_id"])
+        try:
+            q.move_booking(db, booking_id, new)
+        except q.BookingOverlap:
+            raise Overlap("You already have a consultation overlapping the new time.") from None
+        expert = q.get_expert(db, scope, row["expert_id"])
+        notify(db, scope, who.user_id, _message(expert, new["start_utc"], who.tz, "moved to this time"))
+        notify(db, scope, expert["user_id"], _message(expert, new["start_utc"], expert["timezone"],
+                                                      f"moved here by {who.name or 'the participant'}"))
+
+
+def invite(booking: dict, expert: dict, *, domain: str, now: datetime) -> bytes:
+    """The participant's .ics: stable UID per booking, SEQUENCE from the row, CANCEL once cancelled."""
+    cancelled = booking["status"] == "cancelled"
+    return booking_invite(
+        uid=booking_uid(booking["id"], domain), sequence=booking["sequence"],
+        start_utc=parse_ts(booking["start_utc"]), end_utc=parse_ts(booking["end_utc"]),
+        summary=f"Consultation with {expert['name']}", description=f"{booking['topic']}\n\n{booking['question']}",
+        organizer_email=expert["email"] or f"expert-{expert['id']}@{domain}", organizer_name=expert["name"],
+        attendee_email=booking["participant_email"] or f"participant-{booking['participant_id']}@{domain}",
+        attendee_name=booking["participant_name"], dtstamp=parse_ts(booking["updated_at"]) or now,
+        method="CANCEL" if cancelled else "REQUEST", url=expert["meeting_url"] or None)
+
+
+def send_due_reminders(db, now: datetime, hours: int = REMINDER_HOURS) -> int:
+    """Remind participants of consultations starting within `hours`; the outbox worker calls this."""
+    sent = 0
+    with write_transaction(db):
+        for row in q.due_reminders(db, ts(now + timedelta(hours=hours)), ts(now)):
+            scope = (row["platform_id"], row["deployment_id"], row["context_id"])
+            expert = q.get_expert(db, scope, row["expert_id"])
+            notify(db, scope, row["participant_id"],
+                   _message(expert, row["start_utc"], row["participant_tz"], "reminder"))
+            q.mark_reminded(db, row["id"])
+            sent += 1
+    return sent
