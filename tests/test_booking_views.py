@@ -270,6 +270,19 @@ def test_reminders_are_sent_once_within_a_day_of_the_start(client, lti, db, scop
     assert texts[0].endswith(": reminder.") and "Asia/Jakarta" in texts[0]
 
 
+def test_worker_pass_queues_due_reminders(app, client, lti, db, scope, monkeypatch):
+    from lms_bridge.sync import worker
+
+    token = become_expert(client, lti)
+    publish(client, token, one_off=one_off_day(3, "10:00", "11:00"))
+    slot = slot_ids(db, scope)[0]
+    book(client, launch(lti, LINA), slot)
+    start = datetime.fromisoformat(bq.get_slot(db, slot)["start_utc"])
+    monkeypatch.setattr(worker, "utcnow", lambda: start - timedelta(hours=3))
+    worker.run_worker(app, once=True)
+    assert [n["text"] for n in bq.notices(db, scope, LINA)][0].endswith(": reminder.")
+
+
 def test_republishing_keeps_booked_slots(client, lti, db, scope):
     token = become_expert(client, lti)
     publish(client, token, one_off=one_off_day(5, "10:00", "12:00"))

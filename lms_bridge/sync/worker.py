@@ -170,6 +170,17 @@ def deliver_due(app, limit: int | None = None, deliverer: Deliverer | None = Non
     return d.stats
 
 
+def queue_reminders(app) -> int:
+    """Consultation reminders become outbox messages here, so they need no scheduler of their own."""
+    from ..booking.service import send_due_reminders
+
+    db = connect(app.config["DATABASE_URL"])
+    try:
+        return send_due_reminders(db, utcnow())
+    finally:
+        db.close()
+
+
 def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None = None) -> Stats:
     """Loop forever (or once): deliver what is due, sleep a poll interval, again. Ctrl-C stops cleanly."""
     say = echo or (lambda _msg: None)
@@ -181,6 +192,7 @@ def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None 
         while not stop.is_set():
             before = (d.stats.delivered, d.stats.retried, d.stats.failed)
             try:
+                queue_reminders(app)
                 deliver_due(app, deliverer=d)
             except Exception as exc:  # e.g. the database briefly unavailable: claims expire, so try again
                 if once:
