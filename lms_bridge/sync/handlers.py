@@ -9,13 +9,14 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import requests
 
 from ..clients import LtiServiceClient, LtiServiceError, MoodleClient, MoodleError
 from ..db import lti as q
 from ..db import sync as cache
+from ..lti.services import service_client
 
 FIX_HINTS = {
     "invalid_token": "Moodle refused the web-service token; attach a valid one with "
@@ -41,20 +42,6 @@ class GiveUp(Exception):
     """Retrying cannot help until an admin acts; the message says what to do."""
 
 
-class TokenStore:
-    """Service tokens in the database: every worker thread and process shares one token per platform."""
-
-    def __init__(self, db, platform_id: int):
-        self.db, self.platform_id = db, platform_id
-
-    def get(self, key: str):
-        found = q.get_access_token(self.db, self.platform_id, key)
-        return (found[0], found[1].timestamp()) if found else None
-
-    def set(self, key: str, token: str, exp: float) -> None:
-        q.set_access_token(self.db, self.platform_id, key, token, datetime.fromtimestamp(exp, timezone.utc))
-
-
 @dataclass
 class Delivery:
     """What a handler needs: this thread's connection, the HTTP session and the platform row."""
@@ -69,9 +56,7 @@ class Delivery:
 
     def ags(self) -> LtiServiceClient:
         p = self.platform
-        return LtiServiceClient(self.session, p["client_id"], p["auth_token_url"], self.signer,
-                                audience=p["auth_audience"], token_store=TokenStore(self.db, p["id"]),
-                                timeout=(5, self.timeout))
+        return service_client(self.db, self.session, p, self.signer, timeout=self.timeout)
 
     def moodle(self) -> MoodleClient:
         if self._moodle is None:

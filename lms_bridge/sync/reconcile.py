@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..clients import LtiServiceClient
+
 from ..db import lti as q
 from ..db import outbox as ob
 from ..db import sync as cache
-from .handlers import TokenStore
+from ..lti.services import service_client
 
 
 class ReconcileError(Exception):
@@ -43,8 +43,7 @@ def reconcile(db, session, signer, *, issuer: str, context_id: str) -> list[Diff
     if platform is None:
         raise ReconcileError(f"no single platform with issuer {issuer}")
     released = ob.latest_scores(db, platform["id"], f"score:{platform['id']}:{context_id}:")
-    client = LtiServiceClient(session, platform["client_id"], platform["auth_token_url"], signer,
-                              audience=platform["auth_audience"], token_store=TokenStore(db, platform["id"]))
+    client = service_client(db, session, platform, signer)
     results_by_item: dict[str, dict[str, dict]] = {}
     differences = []
     for job in released:
