@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 
 from lms_bridge import create_app
 from lms_bridge.cli import prepare
+from lms_bridge.db import connect
 from lms_bridge.sandbox.inprocess import session_for
 
 TOOL_URL = "http://localhost"
@@ -36,6 +37,14 @@ def make_app(tmp_path, **overrides):
 @pytest.fixture
 def app(tmp_path):
     return make_app(tmp_path)
+
+
+@pytest.fixture
+def db(app):
+    """A connection to the test app's database, for asserting what a request stored."""
+    conn = connect(app.config["DATABASE_URL"])
+    yield conn
+    conn.close()
 
 
 @pytest.fixture

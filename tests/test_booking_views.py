@@ -11,17 +11,9 @@ import pytest
 from icalendar import Calendar
 
 from lms_bridge.db import booking as bq
-from lms_bridge.db import connect
 from lms_bridge.db import lti as lti_q
 
 EXPERT, FACILITATOR, LINA, TEUEA, ASHA = "4", "3", "5", "6", "7"
-
-
-@pytest.fixture
-def db(app):
-    conn = connect(app.config["DATABASE_URL"])
-    yield conn
-    conn.close()
 
 
 @pytest.fixture

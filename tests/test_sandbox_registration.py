@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from lms_bridge.db import connect
 from lms_bridge.db import lti as lq
 from lms_bridge.db import sandbox as sq
 from lms_bridge.sandbox.registration import registration_token
@@ -15,13 +14,6 @@ from lms_bridge.sandbox.registration import registration_token
 from conftest import FIXTURES, TOOL_URL, form_fields
 
 CONF_URL = TOOL_URL + "/sandbox/mod/lti/openid-configuration.php"
-
-
-@pytest.fixture
-def db(app):
-    conn = connect(app.config["DATABASE_URL"])
-    yield conn
-    conn.close()
 
 
 def test_openid_configuration_has_moodles_shape(client):

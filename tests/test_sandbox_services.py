@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lms_bridge.clients.errors import LtiServiceError
 from lms_bridge.clients.lti_services import LtiServiceClient
-from lms_bridge.db import connect
 from lms_bridge.db import sandbox as sq
 from lti_config.keys import signer
 
@@ -23,13 +22,6 @@ TOKEN_URL = ISS + "/mod/lti/token.php"
 LINEITEMS = ISS + "/mod/lti/services.php/2/lineitems?type_id=1"
 MEMBERSHIPS = ISS + "/mod/lti/services.php/CourseSection/2/bindings/1/memberships"
 SCORE = "application/vnd.ims.lis.v1.score+json"
-
-
-@pytest.fixture
-def db(app):
-    conn = connect(app.config["DATABASE_URL"])
-    yield conn
-    conn.close()
 
 
 @pytest.fixture

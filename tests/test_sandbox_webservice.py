@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from lms_bridge.db import connect
 from lms_bridge.db import lti as lq
 from lms_bridge.db import sandbox as sq
 from lms_bridge.sandbox.webservice import link_tool
@@ -13,13 +12,6 @@ from lms_bridge.sandbox.webservice import link_tool
 from conftest import FIXTURES, TOOL_URL
 
 WS = "/sandbox/webservice/rest/server.php"
-
-
-@pytest.fixture
-def db(app):
-    conn = connect(app.config["DATABASE_URL"])
-    yield conn
-    conn.close()
 
 
 def call(client, fn, token="sandbox-ws-token", fmt="json", **params):
