@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -23,15 +23,18 @@ def create_app(config: dict | None = None) -> Flask:
     logging.getLogger("lms_bridge").setLevel(logging.INFO)
 
     from . import db, errors, main
+    from .booking import views as booking_views
     from .lti import deep_linking, views
+    from .projects import views as project_views
+    from .sync import views as sync_views
 
     db.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(main.bp)
-    for register in _workflow_blueprints():
-        register(app)
+    for workflow in (project_views, booking_views, sync_views):
+        workflow.init_app(app)
     if app.config["SANDBOX_ENABLED"]:
         from .sandbox import init_app as init_sandbox
 
@@ -48,19 +51,3 @@ def create_app(config: dict | None = None) -> Flask:
 
     return app
 
-
-def _workflow_blueprints():
-    """Each workflow package exposes `init_app(app)`; missing ones are simply not mounted."""
-    import importlib
-
-    found = []
-    for name in ("projects.views", "booking.views", "sync.views"):
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            target = f"{__name__}.{name}"
-            if not (e.name and target.startswith(e.name)):
-                raise
-            continue
-        found.append(module.init_app)
-    return found

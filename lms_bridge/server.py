@@ -29,9 +29,7 @@ def run(factory, *, host: str, port: int, workers: int, threads: int = 4, backgr
 
 
 def _start_outbox_thread(app):
-    try:
-        from .sync.worker import run_worker
-    except ModuleNotFoundError:
-        return
+    from .sync.worker import run_worker
+
     threading.Thread(target=run_worker, args=(app,), kwargs={"once": False, "echo": None}, daemon=True,
                      name="outbox").start()

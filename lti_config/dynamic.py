@@ -8,16 +8,11 @@ import requests
 from lms_bridge.db import lti as q
 
 from . import tool
-from .registrations import InvalidRegistration, check_url
+from .registrations import InvalidRegistration, check_url, origin
 
 
 class RegistrationFailed(Exception):
     """The platform's configuration or its answer to our registration was not usable."""
-
-
-def _origin(url: str) -> str:
-    p = urlparse(url)
-    return f"{p.scheme}://{p.netloc}"
 
 
 def fetch_configuration(session: requests.Session, url: str, *, allow_insecure=False, timeout=15) -> dict:
@@ -42,8 +37,8 @@ def fetch_configuration(session: requests.Session, url: str, *, allow_insecure=F
                            "registration_endpoint") if not conf.get(k)]
     if missing:
         raise RegistrationFailed(f"the platform configuration lacks {', '.join(missing)}")
-    if _origin(conf["issuer"]) != _origin(url):
-        raise RegistrationFailed(f"issuer {conf['issuer']} does not match the configuration URL's origin {_origin(url)}")
+    if origin(conf["issuer"]) != origin(url):
+        raise RegistrationFailed(f"issuer {conf['issuer']} does not match the configuration URL's origin {origin(url)}")
     for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "registration_endpoint"):
         try:
             check_url(key, conf[key], allow_insecure)

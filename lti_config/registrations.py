@@ -23,6 +23,11 @@ def check_url(name: str, url: str, allow_insecure: bool = False) -> str:
     return url
 
 
+def origin(url: str) -> str:
+    p = urlparse(url)
+    return f"{p.scheme}://{p.netloc}"
+
+
 def is_loopback(host: str | None) -> bool:
     return host in ("localhost", "::1") or (host or "").startswith("127.")
 

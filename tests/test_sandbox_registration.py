@@ -5,7 +5,6 @@ import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 
 from lms_bridge.db import lti as lq
 from lms_bridge.db import sandbox as sq

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from lms_bridge.db import lti as lq
 from lms_bridge.db import sandbox as sq

@@ -8,12 +8,12 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 
 from . import AGS_CLAIM, CLAIM, DL_CLAIM, MESSAGE_TYPES, NRPS_CLAIM
+from ..activities import CATALOGUE
 from ..db import lti as q
 from ..db import ts, utcnow, write_transaction
 from ..errors import LaunchError
 
 LEEWAY = 5
-ACTIVITIES = ("project_plan", "progress_update", "project_report", "final_presentation", "consultations")
 STAFF_ROLES = ("#Instructor", "#TeachingAssistant", "#ContentDeveloper", "#Mentor")
 ADMIN_ROLES = ("#Administrator", "#SysAdmin")
 
@@ -123,7 +123,7 @@ def activity_of(claims: dict) -> str | None:
     if not value:
         query = parse_qs(urlparse(str(claims.get(CLAIM + "target_link_uri") or "")).query)
         value = (query.get("activity") or [None])[0]
-    return value if value in ACTIVITIES else None
+    return value if value in CATALOGUE else None
 
 
 def timezone_hint(claims: dict) -> str | None:

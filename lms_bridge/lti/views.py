@@ -4,13 +4,13 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from lti_config import keys
 from lti_config.dynamic import RegistrationFailed, register
-from lti_config.registrations import InvalidRegistration
+from lti_config.registrations import InvalidRegistration, origin
 
 from . import validate
 from ..db import get_db
@@ -69,18 +69,13 @@ def login():
     if storage_target:
         resp = current_app.make_response(render_template(
             "lti/login_storage.html", auth_url=auth_url, state=state, nonce=nonce, target=storage_target,
-            platform_origin=_origin(platform["auth_login_url"])))
+            platform_origin=origin(platform["auth_login_url"])))
     else:
         resp = redirect(auth_url, 302)
     secure = current_app.config["TOOL_URL"].startswith("https://")
     resp.set_cookie(f"{STATE_COOKIE}_{state[:12]}", state, max_age=current_app.config["STATE_TTL"], httponly=True,
                     secure=secure, samesite="None" if secure else "Lax", path="/lti/")
     return resp
-
-
-def _origin(url: str) -> str:
-    p = urlparse(url)
-    return f"{p.scheme}://{p.netloc}"
 
 
 @bp.post("/lti/launch")
@@ -107,7 +102,7 @@ def launch():
             # No cookie reached us (third-party cookies blocked): ask the platform's storage instead.
             return render_template("lti/launch_storage.html", id_token=id_token, state=state,
                                    target=row["storage_target"],
-                                   platform_origin=_origin(q.get_platform(db, row["platform_id"])["auth_login_url"]))
+                                   platform_origin=origin(q.get_platform(db, row["platform_id"])["auth_login_url"]))
         if not hmac.compare_digest(stored, state):
             raise LaunchError("The login state kept by the platform does not match.", code="state_mismatch")
     launch = validate.validate_launch(

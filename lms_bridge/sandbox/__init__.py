@@ -62,17 +62,10 @@ def issuer(tool_url: str) -> str:
 
 
 def init_app(app):
-    from . import platform
+    from . import admin, platform, registration, services, webservice
 
-    platform.init_app(app)
-    for name in ("services", "webservice", "registration", "admin"):
-        try:
-            module = __import__(f"{__name__}.{name}", fromlist=["init_app"])
-        except ModuleNotFoundError as e:
-            if not (e.name and f"{__name__}.{name}".startswith(e.name)):
-                raise
-            continue
-        module.init_app(app)
+    for part in (platform, services, webservice, registration, admin):
+        part.init_app(app)
 
 
 def seed_demo(app):
