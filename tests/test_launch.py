@@ -1,6 +1,8 @@
 """OIDC login and launch: every refusal says why, with a 4xx page, and changes nothing."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -128,6 +130,71 @@ def test_missing_claims_refused(app, client):
     refused(launch_with(app, client, claims=lambda n: claims_for(app, n, **{C + "roles": None})), "missing_claim")
     refused(launch_with(app, client, claims=lambda n: claims_for(app, n, **{C + "resource_link": None})),
             "missing_claim")
+
+
+def _b64(data: bytes) -> str:
+    return jwt.utils.base64url_encode(data).decode()
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 900}, "expired"),  # issued in the future
+    ({"nbf": int(time.time()) + 600}, "expired"),
+    ({"exp": None}, "missing_claim"),
+    ({"iat": None}, "missing_claim"),
+    ({"exp": "tomorrow"}, "malformed_token"),
+    ({"aud": ["someone-else", "another"], "azp": "someone-else"}, "wrong_audience"),
+])
+def test_registered_claims_checked(app, client, changes, code):
+    refused(launch_with(app, client, claims=lambda n: claims_for(app, n, **changes)), code)
+    assert launches_count(app) == 0
+
+
+def test_id_token_without_nonce_refused(app, client):
+    def without_nonce(nonce):
+        claims = claims_for(app, nonce)
+        del claims["nonce"]
+        return claims
+    refused(launch_with(app, client, claims=without_nonce), "missing_claim")
+
+
+def test_audience_list_with_authorized_party_accepted(app, client):
+    client_id = q.find_platform(connect(app.config["DATABASE_URL"]), issuer(app.config["TOOL_URL"]))["client_id"]
+    resp = launch_with(app, client, claims=lambda n: claims_for(app, n, aud=["another-tool", client_id],
+                                                                azp=client_id))
+    assert resp.status_code == 303
+
+
+def test_tampered_payload_and_algorithm_confusion_refused(app, client):
+    s, nonce = start_login(client)
+    good = sp.sign(app.config["DATA_DIR"], claims_for(app, nonce))
+    header, _, signature = good.split(".")
+    forged = _b64(json.dumps(claims_for(app, nonce, **{C + "roles": [
+        "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator"]})).encode())
+    refused(client.post("/lti/launch", data={"id_token": f"{header}.{forged}.{signature}", "state": s}),
+            "bad_signature")
+    # HS256 keyed with the platform's published key: the classic algorithm-confusion forgery
+    published = json.dumps(sp.jwks(app.config["DATA_DIR"])).encode()
+    hs_header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": sp.KID}).encode())
+    mac = hmac.new(published, f"{hs_header}.{forged}".encode(), hashlib.sha256).digest()
+    refused(client.post("/lti/launch", data={"id_token": f"{hs_header}.{forged}.{_b64(mac)}", "state": s}),
+            "bad_signature")
+    assert launches_count(app) == 0
+    # the untouched token still launches: the refusals above did not burn the login
+    assert client.post("/lti/launch", data={"id_token": good, "state": s}).status_code == 303
+
+
+def test_short_platform_key_refused(app, client):
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    db = connect(app.config["DATABASE_URL"])
+    platform = q.find_platform(db, issuer(app.config["TOOL_URL"]))
+    numbers = weak.public_key().public_numbers()
+    jwk = {"kty": "RSA", "kid": "weak", "alg": "RS256", "use": "sig",
+           "n": _b64(numbers.n.to_bytes(128, "big")), "e": _b64(numbers.e.to_bytes(3, "big"))}
+    q.store_keyset(db, platform["id"], {"keys": [jwk]})
+    s, nonce = start_login(client)
+    with pytest.warns(jwt.warnings.InsecureKeyLengthWarning):
+        token = jwt.encode(claims_for(app, nonce), weak, algorithm="RS256", headers={"kid": "weak"})
+    refused(client.post("/lti/launch", data={"id_token": token, "state": s}), "bad_signature")
 
 
 def test_unsupported_message_type_refused(app, client):

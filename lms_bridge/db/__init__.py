@@ -34,6 +34,7 @@ def connect(url: str) -> sqlite_utils.Database:
     db.execute("PRAGMA busy_timeout = 30000")
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA mmap_size = 268435456")
     with db.ensure_autocommit_on():
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")
@@ -75,6 +76,21 @@ def write_transaction(db: sqlite_utils.Database):
         raise
     else:
         db.execute("COMMIT")
+
+
+def one(db: sqlite_utils.Database, sql: str, params=()) -> dict | None:
+    """The first row as a dict, or None. A plain read: no savepoint around it, unlike `db.query`."""
+    cur = db.conn.execute(sql, params)
+    row = cur.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cur.description], row))
+
+
+def execute_write(db: sqlite_utils.Database, sql: str, params=()):
+    """One write statement: part of the open transaction, else its own `BEGIN IMMEDIATE` transaction."""
+    if db.conn.in_transaction:
+        return db.execute(sql, params)  # a single statement is atomic by itself
+    with write_transaction(db):
+        return db.execute(sql, params)
 
 
 def utcnow() -> datetime:

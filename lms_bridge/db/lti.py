@@ -5,12 +5,8 @@ import json
 import sqlite3
 from datetime import timedelta
 
-from . import parse_ts, ts, utcnow, write_transaction
-
-
-def _write(db, sql: str, params):
-    with write_transaction(db):
-        return db.execute(sql, params)
+from . import execute_write as _write
+from . import one, parse_ts, ts, utcnow, write_transaction
 
 
 class DuplicatePlatform(Exception):
@@ -50,29 +46,29 @@ def list_platforms(db) -> list[dict]:
 
 
 def get_platform(db, platform_id: int) -> dict | None:
-    return next(db.query("SELECT * FROM platforms WHERE id = ?", [platform_id]), None)
+    return one(db, "SELECT * FROM platforms WHERE id = ?", [platform_id])
 
 
 def find_platform(db, issuer: str, client_id: str | None = None) -> dict | None:
     """By issuer and client id; by issuer alone only when the issuer has a single client."""
     if client_id is not None:
-        return next(db.query("SELECT * FROM platforms WHERE issuer = ? AND client_id = ?", [issuer, client_id]), None)
+        return one(db, "SELECT * FROM platforms WHERE issuer = ? AND client_id = ?", [issuer, client_id])
     rows = list(db.query("SELECT * FROM platforms WHERE issuer = ? LIMIT 2", [issuer]))
     return rows[0] if len(rows) == 1 else None
 
 
 def issuer_known(db, issuer: str) -> bool:
-    return bool(list(db.query("SELECT 1 FROM platforms WHERE issuer = ? LIMIT 1", [issuer])))
+    return one(db, "SELECT 1 AS known FROM platforms WHERE issuer = ? LIMIT 1", [issuer]) is not None
 
 
 def has_deployment(db, platform_id: int, deployment_id: str) -> bool:
-    return bool(list(db.query("SELECT 1 FROM deployments WHERE platform_id = ? AND deployment_id = ?",
-                              [platform_id, deployment_id])))
+    return one(db, "SELECT 1 AS known FROM deployments WHERE platform_id = ? AND deployment_id = ?",
+               [platform_id, deployment_id]) is not None
 
 
 # --- platform key sets --------------------------------------------------------------------
 def cached_keyset(db, platform_id: int) -> tuple[dict, object] | None:
-    row = next(db.query("SELECT jwks, fetched_at FROM platform_keysets WHERE platform_id = ?", [platform_id]), None)
+    row = one(db, "SELECT jwks, fetched_at FROM platform_keysets WHERE platform_id = ?", [platform_id])
     return (json.loads(row["jwks"]), parse_ts(row["fetched_at"])) if row else None
 
 
@@ -93,7 +89,7 @@ def add_tool_key(db, kid: str, public_jwk: dict) -> None:
 
 
 def active_tool_key(db) -> dict | None:
-    return next(db.query("SELECT * FROM tool_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1"), None)
+    return one(db, "SELECT * FROM tool_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1")
 
 
 def published_tool_keys(db, grace: timedelta) -> list[dict]:
@@ -117,7 +113,7 @@ def save_state(db, *, state, nonce, platform_id, target_link_uri, storage_target
 
 
 def get_state(db, state: str) -> dict | None:
-    return next(db.query("SELECT * FROM oidc_states WHERE state = ?", [state]), None)
+    return one(db, "SELECT * FROM oidc_states WHERE state = ?", [state])
 
 
 def consume_state(db, state: str) -> bool:
@@ -155,7 +151,7 @@ def save_launch(db, launch: dict) -> None:
 
 
 def get_launch(db, launch_id: str) -> dict | None:
-    row = next(db.query("SELECT * FROM launches WHERE id = ? AND expires_at > ?", [launch_id, ts()]), None)
+    row = one(db, "SELECT * FROM launches WHERE id = ? AND expires_at > ?", [launch_id, ts()])
     if row:
         row = dict(row, claims=json.loads(row["claims"]))
     return row
@@ -168,8 +164,8 @@ def set_launch_timezone(db, launch_id: str, tz: str) -> None:
 
 # --- service access tokens ----------------------------------------------------------------
 def get_access_token(db, platform_id: int, scopes: str):
-    row = next(db.query("SELECT token, expires_at FROM access_tokens WHERE platform_id = ? AND scopes = ?"
-                        " AND expires_at > ?", [platform_id, scopes, ts()]), None)
+    row = one(db, "SELECT token, expires_at FROM access_tokens WHERE platform_id = ? AND scopes = ?"
+                        " AND expires_at > ?", [platform_id, scopes, ts()])
     return (row["token"], parse_ts(row["expires_at"])) if row else None
 
 
@@ -190,4 +186,4 @@ def set_moodle_ws(db, platform_id: int, url: str, token: str, missing: list[str]
 
 
 def get_moodle_ws(db, platform_id: int) -> dict | None:
-    return next(db.query("SELECT * FROM platform_ws WHERE platform_id = ?", [platform_id]), None)
+    return one(db, "SELECT * FROM platform_ws WHERE platform_id = ?", [platform_id])

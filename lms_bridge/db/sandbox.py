@@ -8,6 +8,7 @@ import json
 import sqlite3
 from datetime import timedelta
 
+from . import execute_write as _write
 from . import migration_set, ts, utcnow, write_transaction
 from .schema import ddl
 
@@ -51,11 +52,6 @@ def m001_sandbox(db):
         created_at TEXT NOT NULL)
     """)
     db.execute("INSERT INTO sb_ws_tokens (token, user_id) VALUES (?, 8)", [DEFAULT_WS_TOKEN])
-
-
-def _write(db, sql: str, params=()):
-    with write_transaction(db):
-        return db.execute(sql, params)
 
 
 def _rows(db, sql: str, params=()) -> list[dict]:

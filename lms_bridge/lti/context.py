@@ -54,7 +54,12 @@ FIELDS = [f for f in Launch.__dataclass_fields__ if f != "token"]
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="lms-bridge-launch")
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt="lms-bridge-launch")
 
 
 def issue_token(launch_id: str) -> str:

@@ -1,6 +1,7 @@
 """Platform public keys: cached in the database with a TTL, refetched once for an unknown kid."""
 from __future__ import annotations
 
+import functools
 import json
 from datetime import timedelta
 
@@ -25,24 +26,14 @@ class PlatformKeys:
         cached = q.cached_keyset(self.db, self.platform["id"])
         fresh = cached and utcnow() - cached[1] < self.ttl
         jwks = cached[0] if fresh else self._fetch(stale=cached)
-        key = self._find(jwks, kid)
+        key = _find(jwks, kid)
         # Platforms rotate keys: one refetch for an unknown kid, but not more than once per cooldown.
         if key is None and fresh and utcnow() - cached[1] > REFETCH_COOLDOWN:
-            key = self._find(self._fetch(stale=cached), kid)
+            key = _find(self._fetch(stale=cached), kid)
         if key is None:
             raise LaunchError(f"The platform's key set has no key with kid {kid!r}; the signature cannot be "
                               "checked.", code="bad_signature")
         return key
-
-    def _find(self, jwks: dict, kid):
-        keys = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kty") == "RSA"]
-        match = [k for k in keys if k.get("kid") == kid] if kid else keys[:1] if len(keys) == 1 else []
-        if not match:
-            return None
-        try:
-            return jwt.PyJWK(match[0], algorithm="RS256").key
-        except jwt.PyJWKError:
-            return None
 
     def _fetch(self, stale):
         url = self.platform["key_set_url"]
@@ -59,3 +50,18 @@ class PlatformKeys:
                               code="keyset_unavailable", status=502) from None
         q.store_keyset(self.db, self.platform["id"], jwks)
         return jwks
+
+
+def _find(jwks: dict, kid):
+    keys = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kty") == "RSA"]
+    match = [k for k in keys if k.get("kid") == kid] if kid else keys[:1] if len(keys) == 1 else []
+    return _public_key(json.dumps(match[0], sort_keys=True)) if match else None
+
+
+@functools.lru_cache(maxsize=64)
+def _public_key(jwk_json: str):
+    """Parsing a JWK into a key object costs more than the signature check, so each worker keeps them."""
+    try:
+        return jwt.PyJWK(json.loads(jwk_json), algorithm="RS256").key
+    except jwt.PyJWKError:
+        return None
