@@ -6,8 +6,20 @@ from pathlib import Path
 
 import requests
 from flask import Flask
+from flask.sessions import SessionInterface
 
 from . import config as settings
+
+
+class NoSessions(SessionInterface):
+    """The tool keeps no cookie session: pages carry a signed launch token (see `lti.context`), because
+    LMS iframes often block third-party cookies. Skipping Flask's cookie session saves work on every request."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -18,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     if not values.get("SECRET_KEY"):
         values["SECRET_KEY"] = settings.secret_key(values["DATA_DIR"])
     app.config.from_mapping(values)
+    app.session_interface = NoSessions()
     app.config["MAX_CONTENT_LENGTH"] = (values["MAX_UPLOAD_MB"] + 1) * 1024 * 1024
     app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()
     logging.getLogger("lms_bridge").setLevel(logging.INFO)

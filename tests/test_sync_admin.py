@@ -44,6 +44,8 @@ def test_an_admin_sees_failed_jobs_and_retries_one(client, lti, app):
     assert client.post(f"/app/sync/outbox/{job}/retry").status_code in (401, 403)  # no launch token
     done = client.post(f"/app/sync/outbox/{job}/retry", data={"lt": lt})
     assert done.status_code == 303
+    notice = client.get(done.headers["Location"]).get_data(as_text=True)  # no cookie needed for the notice
+    assert f"Job {job} is queued again." in notice
     db = connect(app.config["DATABASE_URL"])
     assert ob.get_job(db, job)["state"] == "pending"
     db.close()

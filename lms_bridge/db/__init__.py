@@ -34,7 +34,6 @@ def connect(url: str) -> sqlite_utils.Database:
     db.execute("PRAGMA busy_timeout = 30000")
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA mmap_size = 268435456")
     with db.ensure_autocommit_on():
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode = WAL")

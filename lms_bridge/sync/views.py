@@ -1,7 +1,7 @@
 """The outbox page for administrators (retry failed jobs) and the /healthz backlog probe."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from ..db import get_db
 from ..db import outbox as ob
@@ -34,8 +34,9 @@ def outbox():
     jobs = ob.jobs_for_platform(get_db(), launch.platform_id, states=states)
     if launch.role != "admin":
         jobs = [j for j in jobs if in_course(j, launch.platform_id, launch.context_id)]
+    retried = request.args.get("retried", type=int)
     return render_template("sync/outbox.html", launch=launch, jobs=jobs, show=show, labels=KIND_LABELS,
-                           backlog=ob.backlog(get_db()), can_retry=launch.role == "admin")
+                           backlog=ob.backlog(get_db()), can_retry=launch.role == "admin", retried=retried)
 
 
 @bp.post("/outbox/<int:job_id>/retry")
@@ -44,8 +45,8 @@ def retry(job_id: int):
     launch = current_launch()
     if not ob.retry_for_platform(get_db(), launch.platform_id, job_id):
         raise NotFound(f"Job {job_id} is not a failed job of this platform.", code="job_not_failed")
-    flash(f"Job {job_id} is queued again.", "ok")
-    return redirect(url_for("sync.outbox", lt=launch.token), 303)
+    # A query parameter, not a flashed message: flashing needs a cookie, which LMS iframes often block.
+    return redirect(url_for("sync.outbox", lt=launch.token, retried=job_id), 303)
 
 
 def init_app(app):
