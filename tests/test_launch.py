@@ -353,3 +353,15 @@ def test_key_set_cached_and_refetched_once_for_unknown_kid(app, client):
     calls.clear()
     refused(client.post("/lti/launch", data={"id_token": token, "state": s}), "bad_signature")
     assert len([u for u in calls if u.endswith("/certs.php")]) == 1
+
+
+def test_launch_token_is_signed_and_expires(app, client, lti, monkeypatch):
+    lt = lti.launch(user="5")
+    assert client.get(f"/app/home?lt={lt}").status_code == 200
+    launch_id, stamp, signature = lt.split(".")
+    forged = f"{launch_id[:-1]}{'A' if launch_id[-1] != 'A' else 'B'}.{stamp}.{signature}"
+    refused(client.get(f"/app/home?lt={forged}"), "bad_launch_token", status=403)
+    refused(client.get(f"/app/home?lt={launch_id}"), "bad_launch_token", status=403)  # the bare id is not enough
+    later = time.time() + app.config["LAUNCH_TOKEN_TTL"] + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    refused(client.get(f"/app/home?lt={lt}"), "launch_expired", status=401)

@@ -49,11 +49,19 @@ def get_platform(db, platform_id: int) -> dict | None:
     return one(db, "SELECT * FROM platforms WHERE id = ?", [platform_id])
 
 
-def find_platform(db, issuer: str, client_id: str | None = None) -> dict | None:
-    """By issuer and client id; by issuer alone only when the issuer has a single client."""
+def find_platform(db, issuer: str, client_id: str | None = None, deployment_id: str | None = None) -> dict | None:
+    """By issuer and client id; by issuer alone only when the issuer has a single client.
+
+    With `deployment_id`, the row also says whether that deployment is registered (`deployment_known`),
+    so a login or launch needs one query for both.
+    """
+    known = ", EXISTS (SELECT 1 FROM deployments d WHERE d.platform_id = p.id AND d.deployment_id = ?)" \
+            " AS deployment_known" if deployment_id is not None else ""
+    params = [deployment_id] if deployment_id is not None else []
     if client_id is not None:
-        return one(db, "SELECT * FROM platforms WHERE issuer = ? AND client_id = ?", [issuer, client_id])
-    rows = list(db.query("SELECT * FROM platforms WHERE issuer = ? LIMIT 2", [issuer]))
+        return one(db, f"SELECT p.*{known} FROM platforms p WHERE issuer = ? AND client_id = ?",
+                   params + [issuer, client_id])
+    rows = list(db.query(f"SELECT p.*{known} FROM platforms p WHERE issuer = ? LIMIT 2", params + [issuer]))
     return rows[0] if len(rows) == 1 else None
 
 

@@ -6,10 +6,11 @@ carries `lt` (query, form field or X-Launch-Token header); the launch itself liv
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 from flask import current_app, g, request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from ..db import get_db
 from ..db import lti as q
@@ -53,17 +54,19 @@ class Launch:
 FIELDS = [f for f in Launch.__dataclass_fields__ if f != "token"]
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return _serializer_for(current_app.config["SECRET_KEY"])
+def _signer() -> TimestampSigner:
+    return _signer_for(current_app.config["SECRET_KEY"])
 
 
 @functools.lru_cache(maxsize=8)
-def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt="lms-bridge-launch")
+def _signer_for(secret_key: str) -> TimestampSigner:
+    # The launch id is already URL-safe text: sign it as it is (no JSON, no compression).
+    return TimestampSigner(secret_key, salt="lms-bridge-launch", digest_method=hashlib.sha256)
 
 
 def issue_token(launch_id: str) -> str:
-    return _serializer().dumps(launch_id)
+    """`<launch id>.<timestamp>.<HMAC-SHA256>`: expires after LAUNCH_TOKEN_TTL, checked by `current_launch`."""
+    return _signer().sign(launch_id).decode()
 
 
 def _presented_token() -> str | None:
@@ -82,7 +85,7 @@ def current_launch() -> Launch:
         raise LaunchExpired("Open this tool from your course in the LMS: this page needs a launch.",
                             code="no_launch")
     try:
-        launch_id = _serializer().loads(token, max_age=current_app.config["LAUNCH_TOKEN_TTL"])
+        launch_id = _signer().unsign(token, max_age=current_app.config["LAUNCH_TOKEN_TTL"]).decode()
     except SignatureExpired:
         raise LaunchExpired("Your session in this tool has expired. Open the activity again from your course; "
                             "anything you typed on this page is kept in your browser.") from None

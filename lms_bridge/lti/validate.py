@@ -69,7 +69,8 @@ def find_platform(db, payload: dict) -> dict:
     iss = payload.get("iss")
     if not isinstance(iss, str) or not iss:
         raise LaunchError("The id_token has no issuer (iss).", code="missing_claim")
-    platform = q.find_platform(db, iss, audience(payload))
+    deployment = payload.get(CLAIM + "deployment_id")
+    platform = q.find_platform(db, iss, audience(payload), deployment if isinstance(deployment, str) else "")
     if platform is None:
         if q.issuer_known(db, iss):
             raise LaunchError("The id_token is addressed to a client id this tool does not know for that platform.",
@@ -112,12 +113,15 @@ def verify_signature(id_token: str, key, platform: dict, payload: dict) -> dict:
     return payload
 
 
-def check_claims(db, claims: dict, platform: dict) -> str:
-    """Deployment, version, message type and per-type required claims. Returns the message type."""
+def check_claims(claims: dict, platform: dict) -> str:
+    """Deployment, version, message type and per-type required claims. Returns the message type.
+
+    `platform` comes from `find_platform`, which looked up these claims' deployment id.
+    """
     deployment = claims.get(CLAIM + "deployment_id")
     if not isinstance(deployment, str) or not deployment:
         raise LaunchError("The id_token has no deployment_id claim.", code="missing_claim")
-    if not q.has_deployment(db, platform["id"], deployment):
+    if not platform["deployment_known"]:
         raise LaunchError(f"Deployment {deployment!r} of this platform is not registered with this tool.",
                           code="unknown_deployment")
     if claims.get(CLAIM + "version") != "1.3.0":
@@ -202,7 +206,7 @@ def validate_launch(db, *, id_token: str, state_row: dict, keys_for, ttl_seconds
     claims = verify_signature(id_token, keys_for(platform).key_for(header.get("kid")), platform, payload)
     if not secrets.compare_digest(str(claims.get("nonce")), state_row["nonce"]):
         raise LaunchError("The id_token's nonce does not match the login.", code="nonce_mismatch")
-    mtype = check_claims(db, claims, platform)
+    mtype = check_claims(claims, platform)
     exp = utcnow() + timedelta(seconds=max(60, int(claims["exp"]) - int(utcnow().timestamp()) + LEEWAY))
     launch = launch_record(claims, platform, mtype, ttl_seconds)
     with write_transaction(db):  # one commit: state used, nonce burnt and launch stored together

@@ -47,13 +47,13 @@ def login():
         if not value:
             raise LaunchError(f"The login request lacks {name}.", code="missing_parameter")
     db = get_db()
-    platform = q.find_platform(db, iss, _param("client_id"))
+    deployment = _param("lti_deployment_id")
+    platform = q.find_platform(db, iss, _param("client_id"), deployment)
     if platform is None:
         code = "unknown_client" if _param("client_id") and q.issuer_known(db, iss) else "unknown_issuer"
         raise LaunchError(f"The platform {iss} is not registered with this tool (or not with this client id).",
                           code=code)
-    deployment = _param("lti_deployment_id")
-    if deployment and not q.has_deployment(db, platform["id"], deployment):
+    if deployment and not platform["deployment_known"]:
         raise LaunchError(f"Deployment {deployment!r} of this platform is not registered with this tool.",
                           code="unknown_deployment")
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
