@@ -216,3 +216,55 @@ def test_a_grade_falls_back_to_the_activity_grade_item(sync_app):
     assert stats.delivered == 1
     assert call["activityid"] == ["5"] and call["grades[0][studentid]"] == ["7"]
     assert call["grades[0][grade]"] == ["72.5"]
+
+
+def line_items_created(rsps):
+    return [c for c in rsps.calls if c.request.method == "POST" and c.request.url.split("?")[0] == LINEITEMS.split("?")[0]]
+
+
+def claims(app):
+    return app.db.execute("SELECT count(*) FROM sync_lineitem_claims").fetchone()[0]
+
+
+def test_a_line_item_another_process_is_creating_is_waited_for_not_created_twice(sync_app):
+    from datetime import timedelta
+    key = (sync_app.pid, LINEITEMS, "project_plan", "grade")
+    assert cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2))  # the other process
+    job = score(sync_app)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        posted = mock_ags(rsps)
+        stats = deliver_due(sync_app)
+        created = line_items_created(rsps)
+    row = state(sync_app, job)
+    assert stats.retried == 1 and row["state"] == "pending" and "another worker process" in row["last_error"]
+    assert created == [] and posted.call_count == 0
+    # the other process finished and recorded the item: the retry uses it without creating one
+    cache.set_lineitem(sync_app.db, *key, ITEM)
+    cache.release_lineitem(sync_app.db, *key)
+    with write_transaction(sync_app.db):
+        sync_app.db.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", ["2000-01-01T00:00:00+00:00", job])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        posted = mock_ags(rsps)
+        deliver_due(sync_app)
+        created = line_items_created(rsps)
+    assert state(sync_app, job)["state"] == "delivered" and posted.call_count == 1 and created == []
+
+
+def test_a_dead_workers_line_item_claim_is_taken_over_and_claims_are_released(sync_app):
+    with write_transaction(sync_app.db):
+        sync_app.db.execute("INSERT INTO sync_lineitem_claims VALUES (?, ?, 'project_plan', 'grade', ?)",
+                            [sync_app.pid, LINEITEMS, "2026-01-01T00:00:00+00:00"])
+    job = score(sync_app)
+    with responses.RequestsMock() as rsps:
+        mock_ags(rsps)
+        deliver_due(sync_app)
+    assert state(sync_app, job)["state"] == "delivered" and claims(sync_app) == 0
+    # a failing find-or-create releases its claim too, so the retry is not blocked by it
+    cache.forget_lineitem(sync_app.db, sync_app.pid, ITEM)
+    again = score(sync_app, user="6")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(f"{LMS}/mod/lti/token.php", body=json.dumps({"access_token": "svc", "expires_in": 3600}),
+                  content_type="text/html")
+        rsps.get(LINEITEMS.split("?")[0], status=503)
+        deliver_due(sync_app)
+    assert state(sync_app, again)["state"] == "failed" and claims(sync_app) == 0

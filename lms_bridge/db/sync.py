@@ -1,7 +1,9 @@
 """What delivery remembers about the LMS: line item URLs, course-module ids and calendar event ids."""
 from __future__ import annotations
 
-from . import migration_set, ts, write_transaction
+from datetime import timedelta
+
+from . import migration_set, ts, utcnow, write_transaction
 from .schema import ddl
 
 migrations = migration_set("sync")
@@ -45,6 +47,20 @@ def m001_sync_caches(db):
     """)
 
 
+@migrations()
+def m002_lineitem_claims(db):
+    ddl(db, """
+    CREATE TABLE sync_lineitem_claims (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        lineitems_url TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, lineitems_url, resource_id, tag)
+    )
+    """)
+
+
 # --- AGS line items ------------------------------------------------------------------------
 def get_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str) -> str | None:
     row = next(db.query("SELECT lineitem_url FROM sync_lineitems WHERE platform_id = ? AND lineitems_url = ?"
@@ -57,6 +73,25 @@ def set_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag
         db.execute("INSERT OR REPLACE INTO sync_lineitems (platform_id, lineitems_url, resource_id, tag,"
                    " lineitem_url, created_at) VALUES (?,?,?,?,?,?)",
                    [platform_id, lineitems_url, resource_id, tag, lineitem_url, ts()])
+
+
+def claim_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str,
+                   stale_after: timedelta) -> bool:
+    """Only one worker, in any process, finds or creates a given line item at a time. A claim older than
+    `stale_after` belonged to a worker that died mid-call and is taken over."""
+    key = [platform_id, lineitems_url, resource_id, tag]
+    with write_transaction(db):
+        db.execute("DELETE FROM sync_lineitem_claims WHERE platform_id = ? AND lineitems_url = ? AND resource_id = ?"
+                   " AND tag = ? AND claimed_at < ?", key + [ts(utcnow() - stale_after)])
+        cur = db.execute("INSERT OR IGNORE INTO sync_lineitem_claims (platform_id, lineitems_url, resource_id, tag,"
+                         " claimed_at) VALUES (?,?,?,?,?)", key + [ts()])
+        return cur.rowcount == 1
+
+
+def release_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str) -> None:
+    with write_transaction(db):
+        db.execute("DELETE FROM sync_lineitem_claims WHERE platform_id = ? AND lineitems_url = ? AND resource_id = ?"
+                   " AND tag = ?", [platform_id, lineitems_url, resource_id, tag])
 
 
 def forget_lineitem(db, platform_id: int, lineitem_url: str) -> None:

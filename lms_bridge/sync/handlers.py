@@ -91,11 +91,13 @@ def explain(exc: Exception) -> Exception:
 
 # --- AGS scores ------------------------------------------------------------------------------
 _LINEITEM_LOCK = threading.Lock()
+LINEITEM_CLAIM_STALE = timedelta(minutes=2)  # longer than any HTTP timeout of the find-or-create calls
 
 
 def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict) -> str:
-    """Cached per (lineitems URL, resourceId, tag). Found or created under a process lock, not the database
-    write lock: the LMS may be this very app (the sandbox), which writes while we wait for it."""
+    """Cached per (lineitems URL, resourceId, tag). Found or created by one worker at a time: a process lock
+    for this process's threads and a claim row for other processes. Neither is the database write lock,
+    which must not be held over HTTP: the LMS may be this very app (the sandbox), writing while we wait."""
     pid = d.platform["id"]
     key = (pid, p["lineitems_url"], p["resource_id"], p["tag"])
     url = cache.get_lineitem(d.db, *key)
@@ -103,11 +105,17 @@ def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict) -> str:
         return url
     with _LINEITEM_LOCK:
         url = cache.get_lineitem(d.db, *key)
-        if not url:
+        if url:
+            return url
+        if not cache.claim_lineitem(d.db, *key, stale_after=LINEITEM_CLAIM_STALE):
+            raise Retry("another worker process is finding or creating this line item", retry_after=2)
+        try:
             item = client.find_or_create_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
                                                    p["score_maximum"], p["resource_id"], p["tag"])
             url = item["id"]
             cache.set_lineitem(d.db, *key, url)
+        finally:
+            cache.release_lineitem(d.db, *key)
     return url
 
 
