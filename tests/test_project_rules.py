@@ -5,7 +5,7 @@ from itertools import product
 
 import pytest
 
-from lms_bridge.projects import deadlines, export, groups, rubric, stages, workflow
+from lms_bridge.projects import deadlines, export, rubric, stages, workflow
 from lms_bridge.projects.deadlines import Deadline, InvalidDeadline, SubmissionClosed
 from lms_bridge.projects.groups import InvalidGroup, validate_group
 from lms_bridge.projects.rubric import (
@@ -28,17 +28,16 @@ def test_stage_catalogue_and_grading():
     assert stages.get_stage("project_plan").title == "Project plan"
 
 
-def test_activities_for_lti_links():
-    assert set(stages.ACTIVITIES) == {"project_plan", "project_report", "final_presentation", "consultations"}
-    assert stages.get_activity("final_presentation").stage == "final_presentation"
-    assert stages.get_activity("consultations").stage is None
+def test_every_graded_stage_is_a_graded_activity_a_link_can_open():
+    from lms_bridge.activities import CATALOGUE
+
+    graded = {key for key, (_title, maximum) in CATALOGUE.items() if maximum is not None}
+    assert graded == set(stages.GRADED_STAGE_KEYS)
 
 
-def test_unknown_stage_and_activity_name_valid_keys():
+def test_unknown_stage_names_valid_keys():
     with pytest.raises(stages.UnknownStage, match="project_plan, progress_update"):
         stages.get_stage("essay")
-    with pytest.raises(stages.UnknownStage, match="consultations"):
-        stages.get_activity("quiz")
 
 
 # Status workflow ----------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""The course project's stages and the activities an LTI link can open."""
+"""The course project's stages. The activities an LTI link can open are `lms_bridge.activities.CATALOGUE`."""
 
 from dataclasses import dataclass
 
 
 class UnknownStage(ValueError):
-    """A stage or activity key that the catalogue does not define."""
+    """A stage key that the catalogue does not define."""
 
 
 @dataclass(frozen=True)
@@ -35,24 +35,6 @@ STAGE_KEYS: tuple[str, ...] = tuple(STAGES)
 GRADED_STAGE_KEYS: tuple[str, ...] = tuple(k for k, s in STAGES.items() if s.graded)
 
 
-@dataclass(frozen=True)
-class Activity:
-    key: str
-    title: str
-    stage: str | None  # the stage it opens, None for activities that are not a project stage
-
-
-ACTIVITIES: dict[str, Activity] = {
-    a.key: a
-    for a in (
-        Activity("project_plan", "Course project: plan", "project_plan"),
-        Activity("project_report", "Course project: report", "project_report"),
-        Activity("final_presentation", "Course project: final presentation", "final_presentation"),
-        Activity("consultations", "Online consultations", None),
-    )
-}
-
-
 def get_stage(key: str) -> Stage:
     """The stage for a key, or UnknownStage naming the valid keys."""
     try:
@@ -60,14 +42,4 @@ def get_stage(key: str) -> Stage:
     except (KeyError, TypeError):
         raise UnknownStage(
             f"Unknown project stage {key!r}; expected one of: {', '.join(STAGE_KEYS)}"
-        ) from None
-
-
-def get_activity(key: str) -> Activity:
-    """The activity an LTI link names (custom parameter), or UnknownStage."""
-    try:
-        return ACTIVITIES[key]
-    except (KeyError, TypeError):
-        raise UnknownStage(
-            f"Unknown activity {key!r}; expected one of: {', '.join(ACTIVITIES)}"
         ) from None
