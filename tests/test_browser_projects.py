@@ -80,3 +80,33 @@ def test_plan_return_resubmit_grade_release_reaches_gradebook(live_server, brows
     assert "A strong, participatory plan." in learner2.inner_text("#feedback")
     for c in (ctx, fctx, lctx):
         c.close()
+
+
+def test_facilitator_adds_and_removes_a_rubric_criterion(live_server, browser):
+    ctx, fac = launch(browser, live_server, "3")
+    fac.click("text=Rubric")
+    fac.wait_for_selector("#rubric-form")
+    new = "fieldset[data-criterion=new]"
+    fac.fill(f"{new} input[name$=_title] >> nth=0", "Local ownership")
+    fac.fill(f"{new} input[name$=_l0_title]", "Weak")
+    fac.fill(f"{new} input[name$=_l0_points]", "0")
+    fac.fill(f"{new} input[name$=_l1_title]", "Strong")
+    fac.fill(f"{new} input[name$=_l1_points]", "3")
+    fac.click("text=Add a criterion")
+    fac.wait_for_selector(f"{new} >> nth=1")
+    assert fac.input_value(f"{new} input[name$=_title] >> nth=0") == "Local ownership"  # kept, not saved yet
+    fac.click("text=Save rubric")
+    fac.wait_for_selector("#rubric-saved")
+    assert fac.locator("fieldset[data-criterion=local_ownership]").count() == 1
+    fac.check("fieldset[data-criterion=hrba_principles] input[type=checkbox]")
+    fac.fill("fieldset[data-criterion=sdg_linkage] input[name$=_l0_points]", "lots")
+    fac.click("text=Save rubric")
+    fac.wait_for_selector("#rubric-error")
+    assert "points must be a number" in fac.inner_text("#rubric-error")
+    assert fac.input_value("fieldset[data-criterion=sdg_linkage] input[name$=_l0_points]") == "lots"
+    assert fac.is_checked("fieldset[data-criterion=hrba_principles] input[type=checkbox]")
+    fac.fill("fieldset[data-criterion=sdg_linkage] input[name$=_l0_points]", "0")
+    fac.click("text=Save rubric")
+    fac.wait_for_selector("#rubric-saved")
+    assert fac.locator("fieldset[data-criterion=hrba_principles]").count() == 0
+    ctx.close()

@@ -254,6 +254,62 @@ def test_validate_rubric_lists_problems():
         rubric.validate_rubric(Rubric((Criterion("x", "", "", two),)))
 
 
+def form_of(draft: dict) -> dict:
+    """The fields a browser posts for a draft."""
+    form = {"title": draft["title"]}
+    for i, c in enumerate(draft["criteria"]):
+        form.update({f"c{i}_id": c["id"], f"c{i}_title": c["title"], f"c{i}_description": c["description"]})
+        if c["remove"]:
+            form[f"c{i}_remove"] = "1"
+        for j, lv in enumerate(c["levels"]):
+            form.update({f"c{i}_l{j}_{k}": lv[k] for k in ("id", "title", "points", "description")})
+    return form
+
+
+def test_rubric_form_round_trips_and_ignores_blank_spare_rows():
+    shown = rubric.with_spares(rubric.to_draft(DEFAULT_RUBRIC))
+    assert len(shown["criteria"]) == len(DEFAULT_RUBRIC.criteria) + 1  # one blank criterion to type into
+    assert all(c["levels"][-1]["title"] == "" for c in shown["criteria"])  # and a blank level under each
+    assert rubric.from_draft(rubric.draft_from_form(form_of(shown))) == DEFAULT_RUBRIC
+
+
+def test_rubric_form_adds_removes_and_edits():
+    draft = rubric.with_spares(rubric.to_draft(DEFAULT_RUBRIC))
+    new = draft["criteria"][-1]
+    new.update(title="Local ownership", description="The city owns the project after the course.")
+    new["levels"][0].update(title="Weak", points="0")
+    new["levels"][1].update(title="Strong", points="2,5")  # a decimal comma is read as a point
+    draft["criteria"][0]["remove"] = True
+    sdg = draft["criteria"][1]
+    sdg["title"] = "SDG targets"
+    sdg["levels"][0].update(title="", points="", description="")  # emptied: the level goes
+    result = rubric.from_draft(rubric.draft_from_form(form_of(draft)))
+    ids = [c.id for c in result.criteria]
+    assert ids == ["sdg_linkage", "participation", "feasibility", "indicators", "local_ownership"]
+    assert result.criteria[0].title == "SDG targets" and [lv.id for lv in result.criteria[0].levels] == [
+        "emerging", "developing", "strong"]
+    assert [(lv.id, lv.points) for lv in result.criteria[-1].levels] == [("weak", 0), ("strong", 2.5)]
+
+
+def test_rubric_form_names_every_problem():
+    draft = {"title": "R", "criteria": [
+        {"id": "", "title": "Feasibility", "description": "", "remove": False, "levels": [
+            {"id": "", "title": "Low", "points": "a lot", "description": ""},
+            {"id": "", "title": "", "points": "2", "description": ""}]},
+        {"id": "", "title": "Feasibility", "description": "", "remove": False, "levels": [
+            {"id": "", "title": "Only", "points": "1", "description": ""}]}]}
+    with pytest.raises(InvalidRubric) as exc:
+        rubric.from_draft(draft)
+    message = str(exc.value)
+    assert "“Feasibility”, level Low: points must be a number." in message
+    assert "level 2 needs a title" in message and "needs at least two levels" in message
+    # two criteria with the same title still get distinct ids
+    draft["criteria"][0]["levels"] = [{"id": "", "title": t, "points": p, "description": ""}
+                                      for t, p in (("Low", "0"), ("High", "1"))]
+    draft["criteria"][1]["levels"] = draft["criteria"][0]["levels"]
+    assert [c.id for c in rubric.from_draft(draft).criteria] == ["feasibility", "feasibility_2"]
+
+
 def test_rubric_round_trips_through_json():
     import json
     data = json.loads(json.dumps(rubric.to_dict(DEFAULT_RUBRIC)))

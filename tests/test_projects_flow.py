@@ -215,3 +215,30 @@ def test_unknown_time_zone_is_refused_and_the_zone_stays(client, lti):
     resp = client.post("/app/projects/timezone", data={"lt": token, "tz": "Mars/Olympus"})
     assert resp.status_code == 400 and "not an IANA time zone" in resp.get_data(as_text=True)
     assert "Asia/Jakarta" in client.get("/app/projects/", query_string={"lt": token}).get_data(as_text=True)
+
+
+def test_facilitator_edits_the_rubric_in_a_form_and_marks_with_it(app, client, lti):
+    fac = lti.launch(user="3")
+    page = client.get(f"/app/projects/rubric?lt={fac}").get_data(as_text=True)
+    assert 'value="HRBA principles applied"' in page and 'data-criterion="new"' in page
+    # "Add a criterion" keeps what was typed, adds a blank row and saves nothing
+    typed = {"lt": fac, "title": "Short rubric", "c0_id": "", "c0_title": "Local ownership",
+             "c0_l0_title": "Weak", "c0_l0_points": "0", "c0_l1_title": "Strong", "c0_l1_points": "4",
+             "c1_id": "", "c1_title": "Budget", "c1_l0_title": "Missing", "c1_l0_points": "0",
+             "c1_l1_title": "Costed", "c1_l1_points": "2"}
+    more = client.post("/app/projects/rubric", data=dict(typed, action="add_criterion")).get_data(as_text=True)
+    assert 'value="Local ownership"' in more and more.count('data-criterion="new"') == 3
+    assert q.rubric_data(db_of(app), SCOPE) is None
+    saved = client.post("/app/projects/rubric", data=dict(typed, action="save"))
+    assert saved.status_code == 303
+    stored = q.rubric_data(db_of(app), SCOPE)
+    assert [c["id"] for c in stored["criteria"]] == ["local_ownership", "budget"] and stored["title"] == "Short rubric"
+    # the marking page offers the new criteria and totals them
+    learner = lti.launch(user="5")
+    post_stage(client, learner, data=PLAN)
+    pid = q.project_of(db_of(app), SCOPE, "5")["id"]
+    marking = client.get(f"/app/projects/review/{pid}/project_plan?lt={fac}").get_data(as_text=True)
+    assert 'name="c_local_ownership" value="strong"' in marking and "hrba_principles" not in marking
+    graded = review(client, fac, pid, "grade", c_local_ownership="strong", c_budget="costed")
+    assert graded.status_code == 303
+    assert status_of(app)["rubric"]["points"] == 6 and status_of(app)["rubric"]["max"] == 6

@@ -8,6 +8,7 @@ from urllib3 import encode_multipart_formdata
 
 from lms_bridge.db import connect
 from lms_bridge.db import projects as q
+from lms_bridge.projects.rubric import DEFAULT_RUBRIC
 
 SCOPE = (1, "1", "2")
 REPORT = {"what_was_done": "Audit", "results": "Good", "lessons_learned": "Many", "next_steps": "More",
@@ -121,6 +122,18 @@ def test_invalid_facilitator_input_is_explained(app, client, lti):
                                                        "cutoff": "2026-12-01T10:00"})
     assert bad.status_code == 400 and "is before the due date" in bad.get_data(as_text=True)
     assert q.deadlines(db_of(app), SCOPE) == {}
-    rubric = client.post("/app/projects/rubric", data={"lt": fac, "rubric": '{"criteria": []}'})
-    assert rubric.status_code == 400 and "at least one criterion" in rubric.get_data(as_text=True)
+    # every criterion ticked for removal: refused, and the form comes back with the ticks as typed
+    removed = {"lt": fac, "action": "save", "title": "Emptied"}
+    for i, criterion in enumerate(DEFAULT_RUBRIC.criteria):
+        removed.update({f"c{i}_id": criterion.id, f"c{i}_title": criterion.title, f"c{i}_remove": "1"})
+    rubric = client.post("/app/projects/rubric", data=removed)
+    html = rubric.get_data(as_text=True)
+    assert rubric.status_code == 400 and "at least one criterion" in html
+    assert 'value="Emptied"' in html and html.count("checked") == len(DEFAULT_RUBRIC.criteria)
+    bad_points = {"lt": fac, "action": "save", "title": "R", "c0_title": "Local ownership",
+                  "c0_l0_title": "Weak", "c0_l0_points": "none", "c0_l1_title": "Strong", "c0_l1_points": "3"}
+    rubric = client.post("/app/projects/rubric", data=bad_points)
+    html = rubric.get_data(as_text=True)
+    assert rubric.status_code == 400 and "points must be a number" in html
+    assert 'value="Local ownership"' in html and 'value="none"' in html  # nothing typed is lost
     assert q.rubric_data(db_of(app), SCOPE) is None

@@ -1,5 +1,6 @@
-"""Marking rubrics: criteria with scored levels, and the course's default rubric."""
+"""Marking rubrics: criteria with scored levels, the editing form's draft, and the course's default rubric."""
 
+import re
 from dataclasses import dataclass, field
 from numbers import Real
 
@@ -141,6 +142,102 @@ def from_dict(data: dict) -> Rubric:
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidRubric(f"Malformed rubric data: missing or wrong field ({exc}).") from None
     return validate_rubric(rubric)
+
+
+# --- the editing form -------------------------------------------------------------------------
+# A draft is what the form shows: criteria and levels as the facilitator typed them (strings), so a
+# refused save shows every field again. Fields are c<i>_title, c<i>_l<j>_points, and so on.
+
+def to_draft(rubric: Rubric) -> dict:
+    return {"title": rubric.title, "criteria": [
+        {"id": c.id, "title": c.title, "description": c.description, "remove": False,
+         "levels": [{"id": lv.id, "title": lv.title, "points": f"{lv.points:g}", "description": lv.description}
+                    for lv in c.levels]}
+        for c in rubric.criteria]}
+
+
+def draft_from_form(form) -> dict:
+    """The posted form as a draft, rows in their order; blank rows are kept (they are the form's spares)."""
+    def indices(pattern):
+        return sorted({int(m.group(1)) for k in form for m in [re.fullmatch(pattern, k)] if m})
+
+    criteria = []
+    for i in indices(r"c(\d+)_title"):
+        levels = [{"id": form.get(f"c{i}_l{j}_id", "").strip(), "title": form.get(f"c{i}_l{j}_title", "").strip(),
+                   "points": form.get(f"c{i}_l{j}_points", "").strip(),
+                   "description": form.get(f"c{i}_l{j}_description", "").strip()}
+                  for j in indices(rf"c{i}_l(\d+)_title")]
+        criteria.append({"id": form.get(f"c{i}_id", "").strip(), "title": form.get(f"c{i}_title", "").strip(),
+                         "description": form.get(f"c{i}_description", "").strip(),
+                         "remove": bool(form.get(f"c{i}_remove")), "levels": levels})
+    return {"title": (form.get("title") or "").strip() or "Rubric", "criteria": criteria}
+
+
+def _typed(row: dict, keys=("title", "points", "description")) -> bool:
+    return any(row.get(k) for k in keys)
+
+
+def with_spares(draft: dict, add_criterion: bool = False) -> dict:
+    """Blank rows to type into, so the form works without JavaScript: one spare level under each criterion,
+    and one blank criterion (one more each time "Add a criterion" is pressed)."""
+    blank_level = {"id": "", "title": "", "points": "", "description": ""}
+    typed = [c for c in draft["criteria"] if c["id"] or _typed(c, ("title", "description")) or
+             any(_typed(lv) for lv in c["levels"])]
+    spares = (len(draft["criteria"]) - len(typed)) + 1 if add_criterion else 1
+    out = {"title": draft["title"], "criteria": []}
+    for c in typed:
+        levels = [lv for lv in c["levels"] if lv["id"] or _typed(lv)]
+        out["criteria"].append(dict(c, levels=levels + [dict(blank_level)]))
+    for _ in range(spares):
+        out["criteria"].append({"id": "", "title": "", "description": "", "remove": False,
+                                "levels": [dict(blank_level) for _ in range(4)]})
+    return out
+
+
+def _slug(text: str, taken: set, fallback: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or fallback
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}_{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def from_draft(draft: dict) -> Rubric:
+    """The rubric a draft describes; blank rows and removed criteria are left out. Existing ids are kept
+    (marks already given refer to them); new criteria and levels get ids from their titles."""
+    problems, criteria = [], []
+    taken = {c["id"] for c in draft["criteria"] if c["id"]}
+    for n, c in enumerate(draft["criteria"], start=1):
+        levels_typed = [lv for lv in c["levels"] if _typed(lv)]
+        if c["remove"] or not (c["title"] or c["description"] or levels_typed):
+            continue
+        name = c["title"] or f"Criterion {n}"
+        level_ids = {lv["id"] for lv in levels_typed if lv["id"]}
+        levels = []
+        for m, lv in enumerate(levels_typed, start=1):
+            try:
+                points = float(lv["points"].replace(",", "."))
+            except ValueError:
+                problems.append(f"“{name}”, level {lv['title'] or m}: points must be a number.")
+                continue
+            if points != points or points in (float("inf"), float("-inf")):
+                problems.append(f"“{name}”, level {lv['title'] or m}: points must be a number.")
+                continue
+            if not lv["title"]:
+                problems.append(f"“{name}”, level {m} needs a title.")
+            levels.append(Level(lv["id"] or _slug(lv["title"], level_ids, f"level_{m}"), lv["title"], points,
+                                lv["description"]))
+        criteria.append(Criterion(c["id"] or _slug(c["title"], taken, f"criterion_{n}"), c["title"],
+                                  c["description"], tuple(levels)))
+    rubric = Rubric(title=draft["title"], criteria=tuple(criteria))
+    try:
+        validate_rubric(rubric)
+    except InvalidRubric as exc:
+        problems.append(str(exc))
+    if problems:
+        raise InvalidRubric(" ".join(problems))
+    return rubric
 
 
 def _levels(*descriptions: str) -> tuple[Level, ...]:

@@ -1,7 +1,6 @@
 """The course project in the LMS frame: learner workspace and stage forms, facilitator dashboard and review."""
 from __future__ import annotations
 
-import json
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, send_file, url_for
@@ -317,17 +316,22 @@ def deadlines():
 @bp.route("/rubric", methods=["GET", "POST"])
 @requires_launch(*STAFF)
 def edit_rubric():
+    """Criteria and levels in a form. "Add a criterion" redraws the form with another blank row without
+    saving; "Save" saves, or shows the form again as typed with what to fix."""
     launch, db = current_launch(), get_db()
     error = None
-    text = json.dumps(rubric.to_dict(rv.course_rubric(db, launch.scope)), indent=2, ensure_ascii=False)
+    draft = rubric.to_draft(rv.course_rubric(db, launch.scope))
     if request.method == "POST":
-        text = request.form.get("rubric", "")
+        draft = rubric.draft_from_form(request.form)
+        if request.form.get("action") == "add_criterion":
+            return render_template("projects/rubric.html", launch=launch,
+                                   draft=rubric.with_spares(draft, add_criterion=True))
         try:
-            rv.save_rubric(db, launch, json.loads(text))
+            rv.save_rubric(db, launch, rubric.to_dict(rubric.from_draft(draft)))
             return redirect(url_for(".edit_rubric", lt=launch.token, saved=1), 303)
-        except (ValueError, rubric.InvalidRubric) as exc:
+        except rubric.InvalidRubric as exc:
             error = str(exc)
-    return render_template("projects/rubric.html", launch=launch, text=text, error=error,
+    return render_template("projects/rubric.html", launch=launch, draft=rubric.with_spares(draft), error=error,
                            saved=request.args.get("saved")), 400 if error else 200
 
 
