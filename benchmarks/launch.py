@@ -202,17 +202,40 @@ def report(name, unit, rounds):
     return rate, cpu
 
 
-def main():
+def arguments(**extra) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5, help="length of each measurement")
     ap.add_argument("--rounds", type=int, default=3, help="trivial/launch measurements, alternating")
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
+    for name, default in extra.items():
+        ap.add_argument(f"--{name}", type=type(default), default=default)
+    return ap.parse_args()
+
+
+def alternate(url, platform, args, pid) -> tuple[list, list]:
+    """`args.rounds` trivial and login+launch measurements, one after the other."""
+    trivial_rounds, launch_rounds = [], []
+    for r in range(args.rounds):
+        trivial_rounds.append(measure(lambda i: trivial(url), args.seconds, args.concurrency, pid))
+        launch_rounds.append(measure(lambda i: one_launch(url, platform, (r + 1) * 10**7 + i), args.seconds,
+                                     args.concurrency, pid))
+    return trivial_rounds, launch_rounds
+
+
+def summary(trivial_rounds, launch_rounds) -> str:
+    """Prints both lines; returns the ratio sentence."""
+    triv_rate, triv_cpu = report("trivial GET /", "req/s", trivial_rounds)
+    launch_rate, launch_cpu = report("login+launch", "launches/s", launch_rounds)
+    ratio = launch_rate / triv_rate
+    return (f"ratio launches/trivial: {ratio:.2f} (target >= 0.33: {'met' if ratio >= 1 / 3 else 'NOT met'}); "
+            f"server CPU alone: a launch costs {launch_cpu / triv_cpu:.1f} trivial requests")
+
+
+def main():
+    args = arguments(workers=2)
     platform = Platform()
     port = free_port()
     tool_url = f"http://127.0.0.1:{port}"
-    trivial_rounds, launch_rounds = [], []
     with tempfile.TemporaryDirectory() as data:
         env = dict(os.environ, LMS_BRIDGE_DATA=data, LMS_BRIDGE_URL=tool_url)
         subprocess.run([str(BIN), "init"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -224,22 +247,14 @@ def main():
         try:
             one_launch(tool_url, platform, 0)  # warm-up: the first launch fetches the key set
             fetches_after_first = platform.jwks_fetches
-            for r in range(args.rounds):
-                trivial_rounds.append(measure(lambda i: trivial(tool_url), args.seconds, args.concurrency,
-                                              proc.pid))
-                launch_rounds.append(measure(lambda i: one_launch(tool_url, platform, (r + 1) * 10**7 + i),
-                                             args.seconds, args.concurrency, proc.pid))
+            trivial_rounds, launch_rounds = alternate(tool_url, platform, args, proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=15)
     print(f"server: lms-bridge serve --workers {args.workers}; client concurrency {args.concurrency}; "
           f"{args.rounds} rounds of {args.seconds:g}s per measurement; medians")
-    triv_rate, triv_cpu = report("trivial GET /", "req/s", trivial_rounds)
-    launch_rate, launch_cpu = report("login+launch", "launches/s", launch_rounds)
-    ratio = launch_rate / triv_rate
+    print(summary(trivial_rounds, launch_rounds))
     extra = platform.jwks_fetches - fetches_after_first
-    print(f"ratio launches/trivial: {ratio:.2f} (target >= 0.33: {'met' if ratio >= 1 / 3 else 'NOT met'}); "
-          f"server CPU alone: a launch costs {launch_cpu / triv_cpu:.1f} trivial requests")
     print(f"key-set fetches: {fetches_after_first} for the first launch, {extra} after it (target 0)")
 
 

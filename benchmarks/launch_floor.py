@@ -12,7 +12,6 @@ stack on this machine; lms_bridge cannot do better than it.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sqlite3
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from launch import Platform, free_port, measure, one_launch, report, trivial
+from launch import Platform, alternate, arguments, free_port, one_launch, summary
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 APP = textwrap.dedent('''
@@ -108,15 +107,10 @@ APP = textwrap.dedent('''
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--concurrency", type=int, default=8)
-    args = ap.parse_args()
+    args = arguments()
     platform = Platform()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    trivial_rounds, launch_rounds = [], []
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "floor_app.py").write_text(APP)
         Path(tmp, "key.pem").write_bytes(platform.key.public_key().public_bytes(
@@ -144,19 +138,13 @@ def main():
                 except requests.ConnectionError:
                     time.sleep(0.1)
             one_launch(url, platform, 0)
-            for r in range(args.rounds):
-                trivial_rounds.append(measure(lambda i: trivial(url), args.seconds, args.concurrency, proc.pid))
-                launch_rounds.append(measure(lambda i: one_launch(url, platform, (r + 1) * 10**7 + i),
-                                             args.seconds, args.concurrency, proc.pid))
+            trivial_rounds, launch_rounds = alternate(url, platform, args, proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=15)
     print(f"bare Flask floor, gunicorn gthread --workers 2 --threads 4; client concurrency {args.concurrency}; "
           f"{args.rounds} rounds of {args.seconds:g}s; medians")
-    triv_rate, triv_cpu = report("trivial GET /", "req/s", trivial_rounds)
-    launch_rate, launch_cpu = report("login+launch", "launches/s", launch_rounds)
-    print(f"ratio launches/trivial: {launch_rate / triv_rate:.2f}; "
-          f"server CPU alone: a launch costs {launch_cpu / triv_cpu:.1f} trivial requests")
+    print(summary(trivial_rounds, launch_rounds))
 
 
 if __name__ == "__main__":
