@@ -222,6 +222,18 @@ def alternate(url, platform, args, pid) -> tuple[list, list]:
     return trivial_rounds, launch_rounds
 
 
+def warm_up_and_measure(url, platform, args, proc) -> tuple[int, list, list]:
+    """One launch (it fetches the key set), then the alternating rounds; the server is stopped after.
+    Returns the key-set fetches the warm-up made and both measurements."""
+    try:
+        one_launch(url, platform, 0)
+        fetches = platform.jwks_fetches
+        return (fetches, *alternate(url, platform, args, proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
 def summary(trivial_rounds, launch_rounds) -> str:
     """Prints both lines; returns the ratio sentence."""
     triv_rate, triv_cpu = report("trivial GET /", "req/s", trivial_rounds)
@@ -244,13 +256,7 @@ def main():
                         "--key-set-url", platform.issuer + "/jwks", "--deployment-id", "1"],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         proc, _ = run_server(data, port, args.workers)
-        try:
-            one_launch(tool_url, platform, 0)  # warm-up: the first launch fetches the key set
-            fetches_after_first = platform.jwks_fetches
-            trivial_rounds, launch_rounds = alternate(tool_url, platform, args, proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+        fetches_after_first, trivial_rounds, launch_rounds = warm_up_and_measure(tool_url, platform, args, proc)
     print(f"server: lms-bridge serve --workers {args.workers}; client concurrency {args.concurrency}; "
           f"{args.rounds} rounds of {args.seconds:g}s per measurement; medians")
     print(summary(trivial_rounds, launch_rounds))

@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from launch import Platform, alternate, arguments, free_port, one_launch, summary
+from launch import Platform, arguments, free_port, summary, warm_up_and_measure
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 APP = textwrap.dedent('''
@@ -130,18 +130,13 @@ def main():
         proc = subprocess.Popen([str(GUNICORN), "--workers", "2", "--threads", "4", "--worker-class", "gthread",
                                  "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "floor_app:create()"],
                                 env=env, stdout=subprocess.DEVNULL)
-        try:
-            for _ in range(100):
-                try:
-                    requests.get(url + "/", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            one_launch(url, platform, 0)
-            trivial_rounds, launch_rounds = alternate(url, platform, args, proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+        for _ in range(100):
+            try:
+                requests.get(url + "/", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        _, trivial_rounds, launch_rounds = warm_up_and_measure(url, platform, args, proc)
     print(f"bare Flask floor, gunicorn gthread --workers 2 --threads 4; client concurrency {args.concurrency}; "
           f"{args.rounds} rounds of {args.seconds:g}s; medians")
     print(summary(trivial_rounds, launch_rounds))

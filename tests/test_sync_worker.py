@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from urllib.parse import parse_qs
 
 import pytest
@@ -227,7 +228,6 @@ def claims(app):
 
 
 def test_a_line_item_another_process_is_creating_is_waited_for_not_created_twice(sync_app):
-    from datetime import timedelta
     key = (sync_app.pid, LINEITEMS, "project_plan", "grade")
     assert cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2))  # the other process
     job = score(sync_app)

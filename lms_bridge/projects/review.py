@@ -26,8 +26,8 @@ def course_rubric(db, scope) -> rb.Rubric:
     return rb.from_dict(data) if data else rb.DEFAULT_RUBRIC
 
 
-def save_rubric(db, launch, data: dict) -> rb.Rubric:
-    rubric = rb.from_dict(data)  # InvalidRubric lists every problem
+def save_rubric(db, launch, rubric: rb.Rubric) -> rb.Rubric:
+    """Store a rubric already built and validated (`rubric.from_draft` or `rubric.from_dict`)."""
     with write_transaction(db):
         q.set_rubric(db, launch.scope, rb.to_dict(rubric))
         q.audit(db, launch.scope, launch.user_id, "edit_rubric", criteria=[c.id for c in rubric.criteria])

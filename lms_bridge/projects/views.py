@@ -327,7 +327,7 @@ def edit_rubric():
             return render_template("projects/rubric.html", launch=launch,
                                    draft=rubric.with_spares(draft, add_criterion=True))
         try:
-            rv.save_rubric(db, launch, rubric.to_dict(rubric.from_draft(draft)))
+            rv.save_rubric(db, launch, rubric.from_draft(draft))
             return redirect(url_for(".edit_rubric", lt=launch.token, saved=1), 303)
         except rubric.InvalidRubric as exc:
             error = str(exc)
