@@ -262,5 +262,24 @@ def reconcile(issuer, context_id):
         click.echo(d.line())
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for monitoring.")
+def doctor(as_json):
+    """Check the install end to end: each check OK, WARN or FAIL with its fix; exit 1 when one fails."""
+    import json
+
+    from .ops.doctor import Doctor, lines, report
+
+    app = _app()
+    checks = Doctor(app.config, app.extensions["lms_bridge_http"]).run()
+    if as_json:
+        click.echo(json.dumps(report(checks), indent=2))
+    else:
+        for line in lines(checks):
+            click.echo(line)
+    if not report(checks)["ok"]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     sys.exit(main())
