@@ -281,5 +281,45 @@ def doctor(as_json):
         sys.exit(1)
 
 
+@main.command("install-service")
+@click.option("--print", "just_print", is_flag=True, help="Print the files instead of writing them.")
+@click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
+              help="Write under this directory instead of / (staging, packaging).")
+@click.option("--user", default=None, help="The service user (default: the user running this command).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def install_service(just_print, root, user, host, port, workers):
+    """Write systemd units for `serve` and `worker`, their environment file and reverse-proxy examples."""
+    import os
+
+    from .ops import service
+
+    app = _app()
+    try:
+        install = service.current_install(app.config, user=user, host=host, port=port, workers=workers)
+    except KeyError:
+        raise click.ClickException(f"no such user: {user}") from None
+    if just_print:
+        for path, (content, _mode) in service.files(install).items():
+            click.echo(f"# ---- {path}")
+            click.echo(content)
+        return
+    if root == "/" and os.geteuid() != 0:
+        raise click.ClickException("writing to /etc needs root: run as root, or use --print or --root DIR")
+    for path in service.write(install, root):
+        click.echo(f"wrote {path}")
+    if os.stat(app.config["DATA_DIR"]).st_uid != _uid(install.user):
+        click.echo(f"the data directory must belong to {install.user}: chown -R {install.user}: "
+                   f"{app.config['DATA_DIR']}")
+    click.echo(service.NEXT_STEPS)
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
+
+
 if __name__ == "__main__":
     sys.exit(main())
