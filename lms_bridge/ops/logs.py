@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from flask import g, has_request_context, request
+from flask import has_request_context, request
 
 LOGGER = "lms_bridge"
 _HANDLER_FLAG = "_lms_bridge_handler"
@@ -33,8 +33,12 @@ def scrub(text: str) -> str:
     return text
 
 
+_RID, _STARTED = "lms_bridge.request_id", "lms_bridge.started"
+
+
 def request_id() -> str | None:
-    return g.get("request_id") if has_request_context() else None
+    # On the request's environ, not `g`: a request nested in another (the in-process sandbox) shares `g`.
+    return request.environ.get(_RID) if has_request_context() else None
 
 
 class StructuredFormatter(logging.Formatter):
@@ -107,18 +111,18 @@ def init_app(app) -> None:
     @app.before_request
     def _request_id():
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
-        g.request_started = time.perf_counter()
+        request.environ[_RID] = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+        request.environ[_STARTED] = time.perf_counter()
 
     @app.after_request
     def _access(resp):
-        rid = g.get("request_id")
+        rid = request_id()
         if rid:
             resp.headers.setdefault("X-Request-ID", rid)
         if app.config.get("ACCESS_LOG"):
             # The route pattern, never the path or query string: both can carry launch tokens and codes.
             route = request.url_rule.rule if request.url_rule else "-"
-            ms = round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 1)
+            ms = round((time.perf_counter() - request.environ.get(_STARTED, time.perf_counter())) * 1000, 1)
             access.info("%s %s %s", request.method, route, resp.status_code,
                         extra={"kv": {"method": request.method, "route": route, "status": resp.status_code,
                                       "ms": ms, "bytes": resp.calculate_content_length()}})
