@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .. import bounds
 from ..db import booking as q
 from ..db import lti as lti_q
 from ..db import outbox, parse_ts, ts, write_transaction
@@ -42,9 +43,10 @@ def limits(db, scope) -> BookingLimits:
     row = q.get_settings(db, scope)
     if not row:
         return BookingLimits()
+    # Clamped: a value stored before the forms checked ranges must not overflow every page's date arithmetic.
     return BookingLimits(max_total=row["max_total"], max_active=row["max_active"],
-                         cancel_deadline_hours=row["cancel_deadline_hours"],
-                         min_notice_minutes=row["min_notice_minutes"])
+                         cancel_deadline_hours=max(0, min(row["cancel_deadline_hours"], bounds.MAX_HOURS)),
+                         min_notice_minutes=max(0, min(row["min_notice_minutes"], bounds.MAX_MINUTES)))
 
 
 def _slot(row: dict) -> Slot:
