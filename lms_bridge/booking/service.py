@@ -12,6 +12,7 @@ from .. import bounds
 from ..db import booking as q
 from ..db import lti as lti_q
 from ..db import outbox, parse_ts, ts, write_transaction
+from ..lti.identity import clean_email, clean_name
 from .availability import Availability, Slot, expand_slots
 from .errors import BookingError, Overlap, SlotFull
 from .ics import booking_invite, booking_uid
@@ -170,9 +171,10 @@ def invite(booking: dict, expert: dict, *, domain: str, now: datetime) -> bytes:
         uid=booking_uid(booking["id"], domain), sequence=booking["sequence"],
         start_utc=parse_ts(booking["start_utc"]), end_utc=parse_ts(booking["end_utc"]),
         summary=f"Consultation with {expert['name']}", description=f"{booking['topic']}\n\n{booking['question']}",
-        organizer_email=expert["email"] or f"expert-{expert['id']}@{domain}", organizer_name=expert["name"],
-        attendee_email=booking["participant_email"] or f"participant-{booking['participant_id']}@{domain}",
-        attendee_name=booking["participant_name"], dtstamp=parse_ts(booking["updated_at"]) or now,
+        organizer_email=clean_email(expert["email"]) or f"expert-{expert['id']}@{domain}",
+        organizer_name=clean_name(expert["name"]),
+        attendee_email=clean_email(booking["participant_email"]) or f"participant-{booking['participant_id']}@{domain}",
+        attendee_name=clean_name(booking["participant_name"]), dtstamp=parse_ts(booking["updated_at"]) or now,
         method="CANCEL" if cancelled else "REQUEST", url=expert["meeting_url"] or None)
 
 

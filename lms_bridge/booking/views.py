@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, render_te
 
 from .. import activities
 from ..bounds import parse_id
+from ..security import local_target
 from ..db import booking as q
 from ..db import get_db, parse_ts, ts, utcnow, write_transaction
 from ..db import lti as lti_q
@@ -111,7 +112,7 @@ def set_timezone():
     lti_q.set_launch_timezone(get_db(), launch.id, tz)
     if wants_json():
         return jsonify({"ok": True, "tz": tz})
-    return redirect(request.form.get("next") or url_for("booking.index", lt=launch.token), 303)
+    return redirect(local_target(request.form.get("next"), url_for("booking.index", lt=launch.token)), 303)
 
 
 @bp.get("/experts/<int:expert_id>")

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from .. import activities
 from ..bounds import clamp_page
+from ..security import local_target
 from ..db import get_db, parse_ts, ts
 from ..db import lti as lq
 from ..db import projects as q
@@ -90,10 +91,7 @@ def set_timezone():
     except (ZoneInfoNotFoundError, ValueError):
         raise BridgeError(f"{tz!r} is not an IANA time zone such as Asia/Jakarta.", code="bad_timezone") from None
     lq.set_launch_timezone(get_db(), launch.id, tz)
-    target = request.form.get("next") or url_for(".workspace", lt=launch.token)
-    if not target.startswith("/app/"):
-        target = url_for(".workspace", lt=launch.token)
-    return redirect(target, 303)
+    return redirect(local_target(request.form.get("next"), url_for(".workspace", lt=launch.token)), 303)
 
 
 def _form_values(stage: str) -> dict:
