@@ -15,12 +15,12 @@ def test_browser_drafts_are_kept_per_user_on_a_shared_computer(live_server, brow
     lina.fill("#f_title", "Lina's unsaved title")
     lina.fill("#f_problem", "Lina's private notes")
     # A draft kept under the old per-course key (before drafts were per user) is dropped on load.
-    lina.evaluate("localStorage.setItem('lms_bridge:draft:1:2:project_plan', JSON.stringify({f_title: 'old'}))")
+    lina.evaluate("localStorage.setItem('lms_bridge:draft:1:99:project_plan', JSON.stringify({title: 'old'}))")
     lina.close()
 
     teuea = launch(context, live_server, "6")  # the next learner, same browser
     assert teuea.input_value("#f_title") == "" and teuea.input_value("#f_problem") == ""
-    assert teuea.evaluate("localStorage.getItem('lms_bridge:draft:1:2:project_plan')") is None
+    assert teuea.evaluate("localStorage.getItem('lms_bridge:draft:1:99:project_plan')") is None
     teuea.close()
 
     again = launch(context, live_server, "5")  # Lina comes back: her draft is still there
