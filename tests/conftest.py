@@ -17,8 +17,8 @@ from lms_bridge.db import connect
 from lms_bridge.sandbox.inprocess import session_for
 
 TOOL_URL = "http://localhost"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "moodle-fixtures"
+# Recordings of a real Moodle 4.5.6, copied into the project (see fixtures/moodle/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 

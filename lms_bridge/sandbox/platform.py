@@ -83,7 +83,7 @@ def service_urls(iss: str) -> dict:
 
 
 def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: dict, now: int | None = None) -> dict:
-    """An id_token payload shaped like Moodle 4.5's (see moodle-fixtures/lti/id_token-*.json)."""
+    """An id_token payload shaped like Moodle 4.5's (see tests/fixtures/moodle/lti/id_token-*.json)."""
     user = USERS.get(str(user_id))
     if user is None:
         raise SandboxRefusal("login_hint is not a user of this site")
