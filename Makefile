@@ -37,15 +37,15 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 # Translations (Babel): extract marked strings, merge them into every language, compile the .mo files.
-# The compiled catalogues are committed; tests/test_i18n.py fails when any of them is stale.
+# The .po and .mo files are committed; messages.pot and the en_XA pseudo-locale are generated.
+# tests/test_i18n.py fails when a catalogue misses a string, has a fuzzy one, or its .mo is stale.
 I18N := lms_bridge/translations
 i18n-extract: install
-	$(BIN)/pybabel -q extract -F babel.cfg -k _ -k gettext -k N_ -k lazy_gettext -k ngettext:1,2 \
-	  --no-location --sort-output --project lms_bridge -o $(I18N)/messages.pot lms_bridge
+	$(BIN)/python -m lms_bridge.i18n_tools extract
 
 i18n-update: i18n-extract
 	$(BIN)/pybabel -q update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete --no-location
 
-i18n-compile: install
+i18n-compile: i18n-extract
 	$(BIN)/python -m lms_bridge.i18n_tools pseudo
 	$(BIN)/pybabel -q compile -d $(I18N) --statistics

@@ -1,13 +1,16 @@
-"""Catalogue tooling beside pybabel: the pseudo-locale the tests render every page in.
+"""Catalogue tooling around pybabel: extraction with the project's keywords, and the pseudo-locale.
 
-`python -m lms_bridge.i18n_tools pseudo` writes `translations/en_XA` from `messages.pot`: every message
-accented, lengthened by a third and bracketed, placeholders and markup kept, so a page shown in `en_XA`
-reveals any string that was never marked (it stays plain English).
+`python -m lms_bridge.i18n_tools extract` writes `translations/messages.pot` from the marked strings;
+`python -m lms_bridge.i18n_tools pseudo` writes `translations/en_XA` from it: every message accented,
+lengthened by a third and bracketed, placeholders and markup kept, so a page shown in `en_XA` reveals any
+string that was never marked (it stays plain English). Both files are generated, never committed.
 """
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
@@ -16,6 +19,18 @@ from babel.messages.pofile import read_po, write_po
 from .i18n import PSEUDO_LOCALE, TRANSLATIONS_DIR
 
 POT = TRANSLATIONS_DIR / "messages.pot"
+PACKAGE = Path(__file__).resolve().parent
+KEYWORDS = ["_", "gettext", "N_", "lazy_gettext", "ngettext:1,2"]
+
+
+def extract(out: Path = POT) -> Path:
+    """Every marked string of the package into a .pot (no source locations: stable across edits)."""
+    cmd = [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", "-F", str(PACKAGE.parent / "babel.cfg"),
+           "--no-location", "--sort-output", "--project", "lms_bridge", "-o", str(out)]
+    for keyword in KEYWORDS:
+        cmd += ["-k", keyword]
+    subprocess.run(cmd + [str(PACKAGE)], check=True)
+    return out
 _KEEP = re.compile(r"(%\([a-z_0-9]+\)[sdif]|%[sdif]|<[^>]*>|&[a-z#0-9]+;|\{[^}]*\})")
 _ACCENTS = str.maketrans("aceinousyACEINOUSY", "áçéîñöûšýÁÇÉÎÑÖÛŠÝ")
 
@@ -54,10 +69,13 @@ def write_pseudo() -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["extract"]:
+        extract()
+        return 0
     if argv[:1] == ["pseudo"]:
         write_pseudo()
         return 0
-    print("usage: python -m lms_bridge.i18n_tools pseudo", file=sys.stderr)
+    print("usage: python -m lms_bridge.i18n_tools extract|pseudo", file=sys.stderr)
     return 2
 
 

@@ -23,6 +23,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pseudo_locale():
+    """The en_XA catalogue from a fresh extraction, so every page can be rendered in the pseudo-locale."""
+    from lms_bridge import i18n, i18n_tools
+
+    i18n_tools.extract()
+    i18n_tools.write_pseudo()
+    i18n.translations.cache_clear()
+
+
 def make_app(tmp_path, **overrides):
     holder = {}
     config = {"DATA_DIR": str(tmp_path / "data"), "TOOL_URL": TOOL_URL, "SANDBOX_ENABLED": True,
