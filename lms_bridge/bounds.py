@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from .i18n import gettext as _
+
 INT64_MAX = 2 ** 63 - 1
 MIN_YEAR, MAX_YEAR = 1900, 2200
 MAX_ID = INT64_MAX
@@ -20,15 +22,19 @@ def int_problem(value: int, lo: int, hi: int, what: str) -> str | None:
     """None when lo <= value <= hi, else a message naming the allowed range."""
     if lo <= value <= hi:
         return None
-    return f"{what} must be between {lo:,} and {hi:,}, got {value:,}." if abs(value) < 10 ** 15 else \
-        f"{what} must be between {lo:,} and {hi:,}; the number given is far too large."
+    if abs(value) < 10 ** 15:
+        return _("%(what)s must be between %(lo)s and %(hi)s, got %(value)s.", what=what, lo=f"{lo:,}",
+                 hi=f"{hi:,}", value=f"{value:,}")
+    return _("%(what)s must be between %(lo)s and %(hi)s; the number given is far too large.", what=what,
+             lo=f"{lo:,}", hi=f"{hi:,}")
 
 
 def date_problem(value: date | datetime, what: str) -> str | None:
     """None for years MIN_YEAR..MAX_YEAR, else a message."""
     if MIN_YEAR <= value.year <= MAX_YEAR:
         return None
-    return f"{what} must be between the years {MIN_YEAR} and {MAX_YEAR}, got {value.year}."
+    return _("%(what)s must be between the years %(lo)s and %(hi)s, got %(year)s.", what=what, lo=MIN_YEAR,
+             hi=MAX_YEAR, year=value.year)
 
 
 def parse_id(raw) -> int | None:
