@@ -155,3 +155,35 @@ def test_scrub_removes_tokens_and_addresses_from_any_message():
     out = logs.scrub(line)
     assert "abc123" not in out and "santoso" not in out and "eyJ" not in out and "KJHGFDSA" not in out
     assert "wstoken=[redacted]" in out and "[email]" in out and "[jwt]" in out
+
+
+def test_the_readme_sequence_init_serve_worker_doctor_passes_and_restore_waits_for_a_stop(tmp_path):
+    data, port = tmp_path / "data", free_port()
+    env = dict(os.environ, **env_for(data, LMS_BRIDGE_URL=f"http://127.0.0.1:{port}"))
+
+    def run(*args):
+        return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    assert run("init").returncode == 0
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        before = run("doctor")
+        assert before.returncode == 1 and "FAIL  worker: no worker has ever run" in before.stdout
+        assert run("worker", "--once").returncode == 0
+        after = run("doctor", "--json")
+        body = json.loads(after.stdout)
+        assert after.returncode == 0 and body["ok"], after.stdout
+        assert {c["name"]: c["status"] for c in body["checks"]}["public URL"] == "OK"
+        assert run("backup", "--out", str(tmp_path / "backup")).returncode == 0  # while serving
+        restore = run("restore", "--force", str(tmp_path / "backup"))
+        assert restore.returncode == 1 and "the install is running" in restore.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -40,8 +40,8 @@ class Install:
 
 def current_install(config: dict, *, user: str | None = None, host="127.0.0.1", port=5000, workers=2,
                     environ=os.environ) -> Install:
-    executable = shutil.which("lms-bridge") or str(Path(sys.executable).with_name("lms-bridge"))
-    executable = str(Path(sys.argv[0]).resolve()) if Path(sys.argv[0]).name == "lms-bridge" else executable
+    beside = Path(sys.executable).with_name("lms-bridge")  # the script of the environment running this
+    executable = str(beside) if beside.exists() else (shutil.which("lms-bridge") or str(beside))
     user = user or pwd.getpwuid(os.geteuid()).pw_name
     try:
         group = _group_of(user)
