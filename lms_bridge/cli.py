@@ -317,12 +317,13 @@ def doctor(as_json):
               help="A new or empty directory for the backup.")
 def backup(out):
     """Consistent copy of the install while it runs: store, uploads, keys, manifest with checksums."""
+    from .config import ConfigError
     from .ops.backup import BackupError, backup as take
 
     app = _app()
     try:
         manifest = take(app.config, out)
-    except (BackupError, OSError) as e:
+    except (BackupError, ConfigError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"backup in {out}: database ({manifest['database']['size']} bytes) and {len(manifest['files'])} "
                "files, checksums in manifest.json")
@@ -333,13 +334,14 @@ def backup(out):
 @click.option("--force", is_flag=True, help="Replace an install that already has a database.")
 def restore(source, force):
     """Put a backup back onto a stopped install, after checking every checksum."""
+    from .config import ConfigError
     from .ops.backup import BackupError, restore as put_back
 
     app = _app()
     try:
         for line in put_back(app.config, source, force=force):
             click.echo(line)
-    except (BackupError, OSError) as e:
+    except (BackupError, ConfigError, OSError) as e:
         raise click.ClickException(str(e)) from None
 
 

@@ -257,3 +257,36 @@ def test_doctor_reports_without_a_token_or_personal_data(used):
     assert "@example.org" not in text and "Santoso" not in text
     assert issuer(used.config["TOOL_URL"]) in text
     assert os.environ.get("LMS_BRIDGE_SECRET_KEY", "unset") not in text
+
+
+class BehindAProxy:
+    """A TLS-terminating proxy in front of the in-process app: https outside, http inside, and the
+    X-Forwarded-* headers only when `forward` is set."""
+
+    def __init__(self, app, forward: bool):
+        from lms_bridge.sandbox.inprocess import WSGIAdapter
+
+        self.inner, self.forward = WSGIAdapter(lambda: app), forward
+
+    def send(self, request, **kwargs):
+        request.url = request.url.replace("https://", "http://", 1)
+        if self.forward:
+            request.headers.update({"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tool.example.org"})
+        return self.inner.send(request, **kwargs)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("trusted,forward,expected", [(0, True, "WARN"), (1, False, "WARN"), (1, True, "OK")])
+def test_public_url_warns_when_the_proxy_scheme_does_not_reach_the_tool(tmp_path, trusted, forward, expected):
+    import requests
+
+    app = make_app(tmp_path, TOOL_URL="https://tool.example.org", TRUSTED_PROXIES=trusted)
+    session = requests.Session()
+    session.mount("https://tool.example.org/", BehindAProxy(app, forward))
+    checks = {c.name: c for c in Doctor(app.config, session).run()}
+    assert checks["public URL"].status == expected, checks["public URL"]
+    if expected == "WARN":
+        assert checks["public URL"].fix == ("send X-Forwarded-Proto from the proxy and set "
+                                            "LMS_BRIDGE_TRUSTED_PROXIES=1")
