@@ -23,6 +23,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pseudo_locale():
+    """The en_XA catalogue from a fresh extraction, so every page can be rendered in the pseudo-locale."""
+    from lms_bridge import i18n, i18n_tools
+
+    i18n_tools.extract()
+    i18n_tools.write_pseudo()
+    i18n.translations.cache_clear()
+
+
 def make_app(tmp_path, **overrides):
     holder = {}
     config = {"DATA_DIR": str(tmp_path / "data"), "TOOL_URL": TOOL_URL, "SANDBOX_ENABLED": True,
@@ -78,11 +88,14 @@ class LtiActions:
     def post_launch(self, fields: dict):
         return self.client.post("/lti/launch", data=fields)
 
-    def launch(self, user: str = "5", activity_rl: str | None = None, activity: str = "project_plan") -> str:
+    def launch(self, user: str = "5", activity_rl: str | None = None, activity: str = "project_plan",
+               lang: str | None = None) -> str:
+        """A signed launch; `lang` is the LMS language sent as `launch_presentation.locale`."""
         from lms_bridge.sandbox import LINKS
 
         rl = activity_rl or next(k for k, (a, _t) in LINKS.items() if a == activity)
-        resp = self.post_launch(self.login_and_auth(f"/sandbox/launch/{user}/{rl}"))
+        path = f"/sandbox/launch/{user}/{rl}" + (f"?lang={lang}" if lang else "")
+        resp = self.post_launch(self.login_and_auth(path))
         assert resp.status_code == 303, resp.get_data(as_text=True)
         return parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
 
