@@ -57,6 +57,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOW_INSECURE_PLATFORMS", "LMS_BRIDGE_ALLOW_INSECURE", False,
             "Accept plain-HTTP platforms that are not on loopback during dynamic registration (never in production).",
             bool),
+    Setting("LIBRARY_PUBLIC", "LMS_BRIDGE_LIBRARY_PUBLIC", False,
+            "Also publish the library of promising practices read-only at /library/public/ (no names of anonymised entries).",
+            bool),
+    Setting("LIBRARY_INDEXABLE", "LMS_BRIDGE_LIBRARY_INDEXABLE", False,
+            "Let search engines index the library's pages (otherwise they carry noindex).", bool),
+    Setting("LIBRARY_LICENCE", "LMS_BRIDGE_LIBRARY_LICENCE", "CC BY 4.0",
+            "Licence stated on library entries and in their CSV/JSON exports.", str),
 )
 
 
