@@ -201,12 +201,27 @@ def test_entries_of_another_site_are_not_visible(app, client, lti):
     pid = graded_project(app, client, lti)
     entry_id = curate_and_publish(client, lti, pid)
     db = db_of(app)
-    with db.conn:
+    with db.conn:  # the same entry as if it had been published on another Moodle site
         db.execute("UPDATE practices SET issuer = 'https://other-moodle.example.org' WHERE id = ?", [entry_id])
-    public_id = lq.entry(db, entry_id)["public_id"]
+        e = lq.entry(db, entry_id)
+        lq.index_entry(db, e, rules.tags(e), "Jakarta")
+    public_id = e["public_id"]
     other = lti.launch(user="6")
     assert "Ramps" not in search_page(client, other)
     assert client.get(f"/library/e/{public_id}", query_string={"lt": other}).status_code == 404
+
+
+def test_learners_of_another_course_of_the_same_site_find_published_entries(app, client, lti):
+    pid = graded_project(app, client, lti)
+    entry_id = curate_and_publish(client, lti, pid)
+    elsewhere = lti.launch(user="6", activity="home", course="3")
+    page = search_page(client, elsewhere, sdg="6")
+    public_id = lq.entry(db_of(app), entry_id)["public_id"]
+    assert f'data-entry="{public_id}"' in page
+    assert client.get(f"/library/e/{public_id}", query_string={"lt": elsewhere}).status_code == 200
+    # ...while that course's facilitator cannot curate a project of the first course
+    other_fac = lti.launch(user="3", activity="home", course="3")
+    assert client.get(f"/library/curate/entry/{entry_id}", query_string={"lt": other_fac}).status_code == 404
 
 
 def test_learners_cannot_curate(app, client, lti):
@@ -230,3 +245,15 @@ def test_library_is_a_deep_linkable_activity_with_a_home_card(app, client, lti):
     assert "practices_library" in activities.CATALOGUE and activities.endpoint_for("practices_library")
     home = client.get("/app/home", query_string={"lt": lti.launch(user="5")}).get_data(as_text=True)
     assert 'data-activity="practices_library"' in home and "/library/" in home
+
+
+def test_library_queries_use_indexes_not_scans(app, client, lti):
+    db = db_of(app)
+    issuer = db.execute("SELECT issuer FROM platforms WHERE id = 1").fetchone()[0]
+    plan = " ".join(r[3] for r in db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM practices WHERE issuer = ? AND state = 'published'"
+        " ORDER BY published_at DESC, id DESC LIMIT 20", [issuer]))
+    assert "USING INDEX practices_site" in plan and "TEMP B-TREE" not in plan
+    plan = " ".join(r[3] for r in db.execute(
+        "EXPLAIN QUERY PLAN SELECT rowid FROM practices_fts WHERE practices_fts MATCH 'water' ORDER BY rank LIMIT 20"))
+    assert "VIRTUAL TABLE INDEX" in plan

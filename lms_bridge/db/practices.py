@@ -5,6 +5,7 @@ uses SQLite FTS5 over published entries only, and filters through `practice_tags
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
@@ -15,6 +16,16 @@ migrations = migration_set("practices")
 
 TAG_KINDS = ("sdg", "target", "hrba", "theme", "country", "city", "year", "org")
 ENTRY_TEXT = ("title", "summary", "problem", "approach", "results", "lessons", "challenges", "what_next")
+TEXT_COLUMNS = "{" + " ".join(ENTRY_TEXT + ("place",)) + "}"
+
+
+def tag_token(kind: str, value: str) -> str:
+    """A filter value as one opaque alphanumeric FTS token, so every filter is part of the MATCH."""
+    return "t" + kind + hashlib.sha1(value.encode()).hexdigest()[:12]
+
+
+def site_token(issuer: str) -> str:
+    return tag_token("site", issuer)
 
 
 @migrations()
@@ -53,9 +64,10 @@ def m001_practices(db):
     ) WITHOUT ROWID;
     CREATE INDEX practice_tags_entry ON practice_tags(practice_id);
     CREATE VIRTUAL TABLE practices_fts USING fts5(
-        title, summary, problem, approach, results, lessons, challenges, what_next, place,
+        title, summary, problem, approach, results, lessons, challenges, what_next, place, tags,
         tokenize = 'unicode61 remove_diacritics 2'
     );
+    INSERT INTO practices_fts (practices_fts, rank) VALUES ('rank', 'bm25(10.0, 6.0, 2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 4.0, 0.0)');
     """)
 
 
@@ -141,14 +153,14 @@ def delete_entry(db, entry_id: int) -> None:
 
 
 def index_entry(db, e: dict, tags: list[tuple[str, str]], place: str) -> None:
-    """(Re)write the published entry's search row and filter tags."""
-    db.execute("DELETE FROM practices_fts WHERE rowid = ?", [e["id"]])
-    db.execute("DELETE FROM practice_tags WHERE practice_id = ?", [e["id"]])
+    """(Re)write the published entry's search row (its text, and its site and filters as tokens) and tags."""
+    unindex_entry(db, e["id"])
+    tokens = " ".join([site_token(e["issuer"])] + [tag_token(k, v) for k, v in tags])
     db.execute("INSERT INTO practices_fts (rowid, title, summary, problem, approach, results, lessons, challenges,"
-               " what_next, place) VALUES (?,?,?,?,?,?,?,?,?,?)",
-               [e["id"], *(e[k] for k in ENTRY_TEXT), place])
+               " what_next, place, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+               [e["id"], *(e[k] for k in ENTRY_TEXT), place, tokens])
     db.conn.executemany("INSERT OR IGNORE INTO practice_tags (practice_id, kind, value) VALUES (?,?,?)",
-                   [(e["id"], k, v) for k, v in tags])
+                        [(e["id"], k, v) for k, v in tags])
 
 
 def unindex_entry(db, entry_id: int) -> None:
@@ -158,26 +170,30 @@ def unindex_entry(db, entry_id: int) -> None:
 
 def search(db, issuer: str | None, *, query: str = "", filters: dict[str, str] | None = None,
            limit: int = 20, offset: int = 0) -> tuple[list[dict], int]:
-    """Published entries of a site (every site when `issuer` is None), ranked by FTS5 bm25 when `query`
-    is given, newest first otherwise; each filter is one indexed tag lookup. Returns (page, total)."""
-    where, params = ["p.state = 'published'"], []
-    if issuer is not None:
-        where.append("p.issuer = ?")
-        params.append(issuer)
-    chosen = sorted((filters or {}).items())
-    joins = [f"JOIN practice_tags t{i} ON t{i}.practice_id = p.id AND t{i}.kind = ? AND t{i}.value = ?"
-             for i in range(len(chosen))]
-    tag_params = [x for pair in chosen for x in pair]
-    order = "p.published_at DESC, p.id DESC"
-    fts_join, fts_params = "", []
+    """Published entries of a site (every site when `issuer` is None): one FTS5 MATCH over the words (`query`,
+    already an FTS expression) and the site and filter tokens, ranked by bm25 with words, newest first without.
+    The index holds published entries only. Returns (page, total)."""
+    terms = [f'tags : "{tag_token(k, v)}"' for k, v in sorted((filters or {}).items())]
     if query:
-        fts_join = "JOIN practices_fts ON practices_fts.rowid = p.id AND practices_fts MATCH ?"
-        fts_params = [query]
-        order = "bm25(practices_fts), p.id DESC"
-    base = f"FROM practices p {fts_join} {' '.join(joins)} WHERE {' AND '.join(where)}"
-    all_params = fts_params + tag_params + params
-    total = db.execute(f"SELECT count(*) {base}", all_params).fetchone()[0]
-    rows = db.query(f"SELECT p.* {base} ORDER BY {order} LIMIT ? OFFSET ?", all_params + [limit, offset])
+        terms.append(f"{TEXT_COLUMNS} : ({query})")
+    if not terms:  # no criteria: newest first, straight from the (issuer, state, published_at) index
+        site, params = ("issuer = ? AND ", [issuer]) if issuer is not None else ("", [])
+        total = db.execute(f"SELECT count(*) FROM practices WHERE {site}state = 'published'", params).fetchone()[0]
+        rows = db.query(f"SELECT * FROM practices WHERE {site}state = 'published'"
+                        " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", params + [limit, offset])
+        return [_entry(r) for r in rows], total
+    if issuer is not None:
+        terms.insert(0, f'tags : "{site_token(issuer)}"')
+    match = " AND ".join(terms)
+    total = db.execute("SELECT count(*) FROM practices_fts WHERE practices_fts MATCH ?", [match]).fetchone()[0]
+    if query:
+        ids = [r[0] for r in db.execute("SELECT rowid FROM practices_fts WHERE practices_fts MATCH ?"
+                                        " ORDER BY rank LIMIT ? OFFSET ?", [match, limit, offset])]
+        by_id = {r["id"]: r for r in db.query(
+            f"SELECT * FROM practices WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+        return [_entry(by_id[i]) for i in ids if i in by_id], total
+    rows = db.query("SELECT * FROM practices WHERE id IN (SELECT rowid FROM practices_fts WHERE practices_fts MATCH ?)"
+                    " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", [match, limit, offset])
     return [_entry(r) for r in rows], total
 
 
