@@ -181,6 +181,13 @@ def queue_reminders(app) -> int:
         db.close()
 
 
+def queue_evaluation(app) -> dict:
+    """Tracer-study invitations and reminders, and each course's daily pre/post grade refresh."""
+    from ..evaluation.views import queue_due
+
+    return queue_due(app)
+
+
 def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None = None) -> Stats:
     """Loop forever (or once): deliver what is due, sleep a poll interval, again. Ctrl-C stops cleanly."""
     say = echo or (lambda _msg: None)
@@ -193,6 +200,7 @@ def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None 
             before = (d.stats.delivered, d.stats.retried, d.stats.failed)
             try:
                 queue_reminders(app)
+                queue_evaluation(app)
                 deliver_due(app, deliverer=d)
             except Exception as exc:  # e.g. the database briefly unavailable: claims expire, so try again
                 if once:
