@@ -23,6 +23,20 @@ from .gain import ORG_TYPES
 bp = Blueprint("evaluation", __name__, url_prefix="/app/evaluation")
 
 
+@bp.before_request
+def _record_launch():
+    """A launch into these pages fills the course roster too (tracer invitations go to its learners)."""
+    from ..errors import LaunchExpired, NotAuthorized
+    from ..projects.service import record_launch
+
+    try:
+        launch = current_launch()
+    except (LaunchExpired, NotAuthorized):
+        return None  # the view's decorator refuses it with the right message
+    record_launch(get_db(), launch)
+    return None
+
+
 def zone_of(launch: Launch) -> str:
     try:
         ZoneInfo(launch.timezone or "UTC")

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import time
 
+from flask import Blueprint, render_template, request, url_for
+from markupsafe import escape
+
 from ..db import sandbox_quiz as qz
 from .wsdata import WsError, invalid_param
 from .webservice import _int, handler, known_user
@@ -143,3 +146,22 @@ def seed(db, results: dict[str, tuple], now: int | None = None) -> None:
             if marks is not None:
                 qz.add_attempt(db, instance, str(user_id), list(marks), now - back, now - back + 1200)
 
+
+
+# Moodle's mod/lti/view.php?l=<instance>: the way back a tracer-study message links to. The sandbox has no
+# login, so it asks which of its users follows the link, then launches as that user.
+view_bp = Blueprint("sandbox_view", __name__, url_prefix="/sandbox/mod/lti")
+
+
+@view_bp.get("/view.php")
+def lti_view():
+    from . import LINKS, USERS
+
+    rl = request.args.get("l", "")
+    if rl not in LINKS:
+        return render_template("sandbox/refused.html", problems=["unknown activity"]), 404
+    links = "".join(f'<li><a href="{url_for("sandbox.start_launch", user_id=u.id, rl=rl)}">{escape(u.name)}</a></li>'
+                    for u in USERS.values())
+    return (f'<!doctype html><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>Sandbox LMS</title><h1>{escape(LINKS[rl][1])}</h1><p>Sandbox LMS: open the activity as</p>'
+            f'<ul>{links}</ul>')

@@ -310,6 +310,7 @@ def link_tool(db, tool_url: str, token: str = sq.DEFAULT_WS_TOKEN) -> int | None
 
 
 def init_app(app):
-    from . import quiz  # noqa: F401  (registers the mod_quiz_* handlers)
+    from . import quiz  # registers the mod_quiz_* handlers
 
     app.register_blueprint(bp)
+    app.register_blueprint(quiz.view_bp)
