@@ -323,8 +323,8 @@ def answer(db, round_id: int, user_id: str) -> dict | None:
     return dict(row, answers=json.loads(row["answers"])) if row else None
 
 
-def save_answer(db, round_id: int, user_id: str, answers: dict, submit: bool) -> None:
-    now = ts()
+def save_answer(db, round_id: int, user_id: str, answers: dict, submit: bool, at: str | None = None) -> None:
+    now = at or ts()
     db.execute("INSERT INTO tracer_answers (round_id, user_id, answers, status, submitted_at, updated_at)"
                " VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET answers = excluded.answers,"
                " status = CASE WHEN excluded.status = 'submitted' THEN 'submitted' ELSE status END,"

@@ -16,7 +16,8 @@ from .grades import cartridge_tests
 
 ORG_LABELS = {"local_government": N_("Local government"), "cso": N_("Civil society organisation (CSO)"),
               "nhri": N_("National human rights institution (NHRI)"), "other": N_("Other")}
-PER_PAGE = 50
+PER_PAGE = 25
+TEXTS_SHOWN = 12  # per question on the page; the CSV has them all
 
 
 def org_label(key: str) -> str:
@@ -113,8 +114,9 @@ def tracer_results(db, scope, round_id: int) -> dict | None:
             nums = sorted(int(a["answers"][key]) for a in answers if str(a["answers"].get(key, "")).isdigit())
             entry.update(n=len(nums), total=sum(nums), median=nums[len(nums) // 2] if nums else None)
         else:
-            entry["texts"] = [(a["name"] or a["user_id"], a["user_id"], a["answers"].get(key, "")) for a in answers
-                              if a["answers"].get(key)]
+            texts = [(a["name"] or a["user_id"], a["user_id"], a["answers"].get(key, "")) for a in answers
+                     if a["answers"].get(key)]
+            entry.update(texts=texts[:TEXTS_SHOWN], more=max(0, len(texts) - TEXTS_SHOWN))
         per_question.append(entry)
     return {"round": rnd, "invited": len(invites), "answered": len(answers),
             "rate": rate, "rate_chart": charts.line([(d.isoformat(), v) for d, v in rate]),
