@@ -184,15 +184,32 @@ def forget_marks(db, scope, keep_users: set[str]) -> None:
             db.execute(f"DELETE FROM eval_marks WHERE {SCOPE} AND user_id = ?", [*scope, row["user_id"]])
 
 
+@migrations()
+def m002_slot_stats(db):
+    ddl(db, """
+    CREATE TABLE eval_slot_stats (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL,
+        test TEXT NOT NULL, slot INTEGER NOT NULL, mean REAL NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (platform_id, deployment_id, context_id, test, slot)
+    )
+    """)
+
+
+def update_slot_stats(db, scope) -> None:
+    """Per test and slot: the mean share of the mark earned over participants with reviews of both tests (a
+    paired comparison). Kept by each refresh, so the report reads a few rows whatever the cohort's size."""
+    db.execute(f"DELETE FROM eval_slot_stats WHERE {SCOPE}", list(scope))
+    db.execute(f"""INSERT INTO eval_slot_stats
+                   SELECT platform_id, deployment_id, context_id, test, slot, AVG(mark / maxmark), COUNT(*)
+                   FROM eval_marks WHERE {SCOPE} AND maxmark > 0 AND mark IS NOT NULL AND user_id IN (
+                     SELECT user_id FROM eval_marks WHERE {SCOPE} GROUP BY user_id HAVING COUNT(DISTINCT test) = 2)
+                   GROUP BY test, slot""", [*scope, *scope])
+
+
 def slot_means(db, scope) -> list[dict]:
-    """Per test and slot: mean fraction of the mark earned, over participants with reviews of both tests
-    (a paired comparison: someone who took only one test would tilt a module's change)."""
-    return _rows(db, f"""SELECT test, slot, AVG(mark / maxmark) AS mean, COUNT(*) AS n FROM eval_marks e
-                        WHERE {SCOPE} AND maxmark > 0 AND mark IS NOT NULL
-                        AND EXISTS (SELECT 1 FROM eval_marks o WHERE o.platform_id = e.platform_id
-                          AND o.deployment_id = e.deployment_id AND o.context_id = e.context_id
-                          AND o.user_id = e.user_id AND o.test != e.test)
-                        GROUP BY test, slot ORDER BY slot""", list(scope))
+    return _rows(db, f"SELECT test, slot, mean, n FROM eval_slot_stats WHERE {SCOPE} ORDER BY slot, test",
+                 list(scope))
 
 
 # --- profiles ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ g, undefined when the pre-test was already at the maximum.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -20,35 +21,26 @@ def percent(grade: float | None, grade_max: float | None) -> float | None:
     return 100.0 * grade / grade_max
 
 
-@dataclass(frozen=True)
 class Result:
-    user_id: str
-    name: str
-    pre: float | None  # percent
-    post: float | None  # percent
-    country: str = ""
-    org_type: str = ""
+    """One participant: pre and post in percent (None when not taken), gain and normalised gain worked out once."""
+
+    __slots__ = ("user_id", "name", "pre", "post", "country", "org_type", "gain", "normalised", "only")
+
+    def __init__(self, user_id: str, name: str, pre: float | None, post: float | None, country: str = "",
+                 org_type: str = ""):
+        self.user_id, self.name, self.pre, self.post = user_id, name, pre, post
+        self.country, self.org_type = country, org_type
+        self.gain = post - pre if pre is not None and post is not None else None
+        self.normalised = normalised_gain(pre, post)
+        # 'pre' or 'post' when the participant took just that test, else None
+        self.only = "pre" if post is None and pre is not None else "post" if pre is None and post is not None else None
 
     @property
     def complete(self) -> bool:
-        return self.pre is not None and self.post is not None
+        return self.gain is not None
 
-    @property
-    def only(self) -> str | None:
-        """'pre' or 'post' when the participant took just that test, else None."""
-        if self.pre is not None and self.post is None:
-            return "pre"
-        if self.post is not None and self.pre is None:
-            return "post"
-        return None
-
-    @property
-    def gain(self) -> float | None:
-        return self.post - self.pre if self.complete else None
-
-    @property
-    def normalised(self) -> float | None:
-        return normalised_gain(self.pre, self.post)
+    def __repr__(self) -> str:
+        return f"Result({self.user_id!r}, pre={self.pre}, post={self.post})"
 
 
 def normalised_gain(pre: float | None, post: float | None, maximum: float = 100.0) -> float | None:
@@ -94,18 +86,30 @@ def histogram(gains: list[float], width: int = BIN_WIDTH) -> list[tuple[int, int
     return list(counts.items())
 
 
-def summarise(results: list[Result]) -> Summary:
-    complete = [r for r in results if r.complete]
-    gains = [r.gain for r in complete]
-    normalised = [r.normalised for r in complete if r.normalised is not None]
+def summarise(results: list[Result], with_bins: bool = True) -> Summary:
+    """One pass over the cohort; the distribution only when asked (groups do not draw one)."""
+    gains, normalised, pres, posts, only_pre, only_post = [], [], [], [], 0, 0
+    for r in results:
+        if r.pre is not None:
+            pres.append(r.pre)
+        if r.post is not None:
+            posts.append(r.post)
+        if r.gain is not None:
+            gains.append(r.gain)
+            if r.normalised is not None:
+                normalised.append(r.normalised)
+        elif r.only == "pre":
+            only_pre += 1
+        elif r.only == "post":
+            only_post += 1
+    mean = _mean(gains)
     return Summary(
-        participants=len(results), both=len(complete),
-        only_pre=sum(r.only == "pre" for r in results), only_post=sum(r.only == "post" for r in results),
-        mean_pre=_mean([r.pre for r in results if r.pre is not None]),
-        mean_post=_mean([r.post for r in results if r.post is not None]),
-        mean_gain=_mean(gains), median_gain=statistics.median(gains) if gains else None,
-        stdev_gain=statistics.pstdev(gains) if gains else None,
-        mean_normalised=_mean(normalised), normalised_n=len(normalised), bins=histogram(gains))
+        participants=len(results), both=len(gains), only_pre=only_pre, only_post=only_post,
+        mean_pre=_mean(pres), mean_post=_mean(posts), mean_gain=mean,
+        median_gain=statistics.median(gains) if gains else None,
+        stdev_gain=math.sqrt(max(0.0, math.fsum((g - mean) ** 2 for g in gains) / len(gains))) if gains else None,
+        mean_normalised=_mean(normalised), normalised_n=len(normalised),
+        bins=histogram(gains) if with_bins else [])
 
 
 def by_group(results: list[Result], key) -> list[tuple[str, Summary]]:
@@ -113,7 +117,7 @@ def by_group(results: list[Result], key) -> list[tuple[str, Summary]]:
     groups: dict[str, list[Result]] = {}
     for r in results:
         groups.setdefault(key(r) or "", []).append(r)
-    return sorted(((k, summarise(v)) for k, v in groups.items()), key=lambda kv: (-kv[1].participants, kv[0]))
+    return sorted(((k, summarise(v, with_bins=False)) for k, v in groups.items()), key=lambda kv: (-kv[1].participants, kv[0]))
 
 
 @dataclass(frozen=True)

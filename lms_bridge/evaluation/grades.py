@@ -145,6 +145,7 @@ def refresh(db, client: MoodleClient, scope, *, with_attempts: bool = True) -> R
                     q.replace_marks(db, scope, row["user_id"], test, marks)
         q.replace_grades(db, scope, rows)
         q.forget_marks(db, scope, {r["user_id"] for r in rows} if note is None else set())
+        q.update_slot_stats(db, scope)
         q.record_refresh(db, scope, quiz_items=items, attempts_note=note)
     return Refreshed(len(rows), pre, post, note)
 

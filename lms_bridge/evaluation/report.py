@@ -17,6 +17,7 @@ from .grades import cartridge_tests
 ORG_LABELS = {"local_government": N_("Local government"), "cso": N_("Civil society organisation (CSO)"),
               "nhri": N_("National human rights institution (NHRI)"), "other": N_("Other")}
 PER_PAGE = 25
+CHART_GROUPS = 12  # bars per group chart (the largest groups); the table beside lists all
 TEXTS_SHOWN = 12  # per question on the page; the CSV has them all
 
 
@@ -54,8 +55,10 @@ def learning_gain(db, scope, page: int = 1, fmt=lambda v: f"{v:.1f}") -> dict:
         "participants": res[(page - 1) * PER_PAGE: page * PER_PAGE], "page": page, "pages": pages,
         "total": len(res),
         "dist_chart": charts.columns([(f"{lo:+d}", n) for lo, n in summary.bins]),
-        "country_chart": charts.rows([(g["label"], g["s"].mean_gain) for g in by_country if g["s"].both], fmt=fmt),
+        "country_chart": charts.rows([(g["label"], g["s"].mean_gain) for g in by_country if g["s"].both][:CHART_GROUPS],
+                                     fmt=fmt),
         "org_chart": charts.rows([(g["label"], g["s"].mean_gain) for g in by_org if g["s"].both], fmt=fmt),
+        "chart_groups": CHART_GROUPS,
         "module_chart": charts.rows([(r["label"], r["m"].change) for r in module_rows], fmt=fmt),
     }
 
