@@ -216,7 +216,7 @@ def test_on_the_date_consenting_alumni_get_a_moodle_message_then_two_weekly_remi
     assert "Reminder" in sq.messages(course, "5")[-1]["text"]
 
 
-def test_answering_or_closing_stops_the_reminders(client, lti, course):
+def test_answering_stops_ones_own_reminders_and_closing_stops_everyones(client, lti, course):
     learner = consent(client, lti, "5")
     consent(client, lti, "6")
     fac = facilitator(lti)
@@ -225,8 +225,10 @@ def test_answering_or_closing_stops_the_reminders(client, lti, course):
     tracer.queue_due(course, now)
     round_id = eq.rounds(course, SCOPE)[0]["id"]
     client.post(f"/app/evaluation/survey/{round_id}", data={"lt": learner, **full_answers(), "action": "submit"})
+    assert tracer.queue_due(course, now + timedelta(days=7, minutes=1)) == 1  # only learner2 is reminded
+    assert [j["payload"] for j in outbox.list_jobs(course) if j["kind"] == "ws_message"][-1].count('"6"') == 1
     client.post(f"/app/evaluation/tracer/{round_id}/close", data={"lt": fac, "action": "close"})
-    assert tracer.queue_due(course, now + timedelta(days=7, minutes=1)) == 0
+    assert tracer.queue_due(course, now + timedelta(days=14, minutes=2)) == 0
     assert all(i["next_due_at"] is None for i in eq.invites(course, round_id))
 
 

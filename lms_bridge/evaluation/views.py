@@ -431,6 +431,9 @@ def init_app(app) -> None:
     from ..sync import handlers
 
     app.register_blueprint(bp)
+    from ..sync.views import KIND_LABELS
+
+    KIND_LABELS.setdefault("eval_refresh", "Pre/post test grades")
     activities.register("tracer_study", "evaluation.open_activity")
     handlers.HANDLERS.setdefault("eval_refresh", eval_refresh)
     if home_links not in main.HOME_LINKS:
