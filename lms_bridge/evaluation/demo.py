@@ -34,7 +34,7 @@ def seed(app, db) -> bool:
     from ..sandbox import COURSE_ID, DEPLOYMENT_ID, issuer, quiz
     from ..sandbox.inprocess import session_for
     from .grades import refresh
-    from .tracer import DEFAULT_QUESTIONS, way_back
+    from .tracer import CONSENT_WORDING, DEFAULT_QUESTIONS, way_back
 
     tool_url = app.config["TOOL_URL"]
     platform = lq.find_platform(db, issuer(tool_url), "sandbox-client")
@@ -56,11 +56,12 @@ def seed(app, db) -> bool:
         quiz.seed(db, results)
         for n, (user, name) in enumerate(people.items()):
             pq.upsert_member(db, scope, user, name, "", "learner", from_launch=False)
-            q.save_profile(db, scope, user, ORGS[n % len(ORGS)], n % 4 != 3, "demo")
-            if user != "7":
+            if user in synthetic:  # the sandbox's own learners answer their profile themselves
+                q.save_profile(db, scope, user, ORGS[n % len(ORGS)], n % 4 != 3, CONSENT_WORDING)
+            if user in synthetic:  # the sandbox's own learners keep an empty workspace to try the project stages
                 project = pq.create_project(db, scope, user)
-                country = "ID" if user == "5" else "KI" if user == "6" else COUNTRIES[n % len(COUNTRIES)]
-                plan = dict(PLAN, country=country, title=PLAN["title"] if user == "5" else f"Project of {name}")
+                country = COUNTRIES[n % len(COUNTRIES)]
+                plan = dict(PLAN, country=country, title=f"Project of {name}")
                 pq.update_project(db, project, plan["title"], country)
                 pq.save_submission(db, project, "project_plan", status="submitted", attempt=1, data=plan,
                                    actor=user, submitted_at=ts())
