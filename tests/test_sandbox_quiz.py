@@ -1,10 +1,9 @@
-"""The sandbox's quizzes answer like Moodle 4.5.6. No recording of mod_quiz_* exists in moodle-fixtures: the key
+"""The sandbox's quizzes answer like Moodle 4.5.6. No recording of mod_quiz_* exists among the recordings: the key
 lists below are copied from Moodle 4.5.6's mod/quiz/classes/external.php (attempt_structure, question_structure,
 get_attempt_review_returns); the grade item keys from the recorded gradereport_user_get_grade_items."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,10 +13,10 @@ from lms_bridge.evaluation import grades
 from lms_bridge.sandbox import quiz
 from lms_bridge.sandbox.inprocess import session_for
 
+from conftest import FIXTURES as RECORDED
 from conftest import TOOL_URL
 
 WS = "/sandbox/webservice/rest/server.php"
-FIXTURES = Path(__file__).parent / "fixtures" / "evaluation"
 ATTEMPT_KEYS = {"id", "quiz", "userid", "attempt", "uniqueid", "layout", "currentpage", "preview", "state",
                 "timestart", "timefinish", "timemodified", "timemodifiedoffline", "timecheckstate", "sumgrades",
                 "gradeitemmarks", "gradednotificationsenttime"}
@@ -67,7 +66,7 @@ def test_attempt_review_has_moodles_shape_with_marks_as_strings(client, quizzes)
 
 
 def test_quiz_grade_items_appear_in_the_grade_report_like_recorded_mod_items(client, quizzes):
-    recorded = json.loads((FIXTURES / "gradereport_user_get_grade_items__all_users.json").read_text())
+    recorded = json.loads((RECORDED / "ws" / "gradereport_user_get_grade_items__all_users.json").read_text())
     recorded_item = recorded["response"]["usergrades"][0]["gradeitems"][0]
     items = call(client, "gradereport_user_get_grade_items", courseid="2", userid="5")["usergrades"][0]["gradeitems"]
     pre = next(i for i in items if i.get("itemmodule") == "quiz" and i["iteminstance"] == 1)
@@ -94,7 +93,7 @@ def test_without_the_functions_in_the_service_they_are_refused_and_not_listed(cl
 
 
 def test_the_recorded_course_has_no_quiz_so_no_test_is_picked():
-    recorded = json.loads((FIXTURES / "gradereport_user_get_grade_items__all_users.json").read_text())
+    recorded = json.loads((RECORDED / "ws" / "gradereport_user_get_grade_items__all_users.json").read_text())
     items = grades.quiz_items(recorded["response"]["usergrades"])
     assert items == [] and grades.pick_tests(items) == (None, None)
 

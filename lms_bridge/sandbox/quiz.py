@@ -1,6 +1,6 @@
 """Sandbox quizzes: the cartridge's pre- and post-test as Moodle 4.5 serves them through web services.
 
-No recording of the quiz functions exists in moodle-fixtures; the shapes follow Moodle 4.5.6's own source
+No recording of the quiz functions exists among the Moodle 4.5.6 recordings; the shapes follow Moodle 4.5.6's own source
 (mod/quiz/classes/external.php: attempt_structure, question_structure, get_attempt_review; db/services.php):
 `mod_quiz_get_user_attempts` -> {attempts, warnings}; `mod_quiz_get_attempt_review` -> {grade, attempt,
 additionaldata, questions, warnings}, where a question's `mark` is a formatted string and `maxmark` a float.
