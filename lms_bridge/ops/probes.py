@@ -2,6 +2,7 @@
 capabilities the README asks of the web-service user, each probed with a harmless call."""
 from __future__ import annotations
 
+import base64
 import time
 from email.utils import parsedate_to_datetime
 
@@ -13,6 +14,14 @@ from ..db import ops as opsq
 from .checks import FAIL, OK, WARN, Check, check
 
 SKEW_WARN, SKEW_FAIL = 5, 30  # seconds; Moodle's id_token lives 60 s
+
+
+def _bits(n) -> int:
+    """The size of an RSA modulus given as base64url (a launch signed with a smaller key is refused)."""
+    try:
+        return int.from_bytes(base64.urlsafe_b64decode(str(n) + "=" * (-len(str(n)) % 4)), "big").bit_length()
+    except (ValueError, TypeError):
+        return 0
 
 
 class PlatformChecks:
@@ -46,10 +55,10 @@ class PlatformChecks:
             return [check(f"{label}: key set", FAIL, f"{url}: {type(e).__name__}",
                            "check the key set URL and that this host may reach the platform", pid)]
         usable = [k for k in keys or [] if isinstance(k, dict) and k.get("kty") == "RSA" and k.get("kid")
-                  and k.get("n") and k.get("e")]
+                  and _bits(k.get("n")) >= 2048 and k.get("e")]
         checks = [check(f"{label}: key set", OK if usable else FAIL,
                          f"{url}: {len(usable)} RSA keys with kid" if usable else
-                         f"{url}: HTTP {resp.status_code}, no RSA key with a kid",
+                         f"{url}: HTTP {resp.status_code}, no RSA key of 2048 bits or more with a kid",
                          "fix the platform's key set URL (`lms-bridge platforms list`)", pid)]
         checks.append(self.clock(resp, label, pid))
         return checks
