@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 
+from .. import bounds
 from ..i18n import gettext as _
 from .availability import Availability, WeeklyRule, validate_availability
 from .errors import InvalidAvailability, InvalidTimeZone
@@ -47,10 +48,12 @@ def _time(value: str) -> time | None:
 
 
 def _date(value: str) -> date | None:
+    """A date in the years people plan for (bounds.MIN_YEAR..MAX_YEAR), else None."""
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value and len(value) <= 10 else None
     except ValueError:
         return None
+    return day if day and bounds.date_problem(day, "") is None else None
 
 
 def _rows(form, *names: str) -> list[dict]:
@@ -133,8 +136,10 @@ def read_availability(form) -> dict:
 
 def _whole(value: str, lo: int, hi: int) -> int | None:
     try:
-        n = int(value)
+        n = int(value) if len(value) <= 12 else None
     except ValueError:
+        return None
+    if n is None:
         return None
     return n if lo <= n <= hi else None
 
@@ -233,16 +238,23 @@ def split_list(text: str) -> list[str]:
     return seen
 
 
-def optional_int(value, where: str, minimum: int = 0) -> int | None:
+def _int(value, where: str, lo: int = 0, hi: int = bounds.MAX_COUNT) -> int:
+    text = str(value).strip()
+    try:
+        n = int(text) if len(text) <= 30 else None
+    except ValueError:
+        n = None
+    if n is None:
+        raise InvalidAvailability(_("%(field)s must be a whole number, got %(value)s.", field=where,
+                                    value=repr(text[:30])))
+    problem = bounds.int_problem(n, lo, hi, where)
+    if problem:
+        raise InvalidAvailability(problem)
+    return n
+
+
+def optional_int(value, where: str, minimum: int = 0, maximum: int = bounds.MAX_COUNT) -> int | None:
     """A blank limit means unlimited."""
     if value is None or str(value).strip() == "":
         return None
-    try:
-        n = int(str(value).strip())
-    except ValueError:
-        raise InvalidAvailability(_("%(field)s must be a whole number, got %(value)s.", field=where,
-                                    value=repr(value))) from None
-    if n < minimum:
-        raise InvalidAvailability(_("%(field)s must be at least %(min)d, got %(value)d.", field=where,
-                                    min=minimum, value=n))
-    return n
+    return _int(value, where, minimum, maximum)

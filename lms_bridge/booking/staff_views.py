@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import Response, redirect, render_template, request, url_for
 
+from .. import bounds
 from ..db import booking as q
 from ..db import get_db, parse_ts, utcnow, write_transaction
 from ..i18n import gettext as _
 from ..lti.context import current_launch, requires_launch
 from . import forms, service
-from .errors import InvalidTimeZone
+from .errors import InvalidAvailability, InvalidTimeZone
 from .export import overview_csv
 from .views import TOPICS, _tz, bp, status_word, zone_choices
 from .zones import format_clock, format_day, localize, validate_tz, weekday_names
@@ -115,16 +116,21 @@ def publish():
     return redirect(url_for("booking.profile", lt=launch.token, done="published", **counts) + "#availability", 303)
 
 
+def _overview_page(launch, db, *, limits=None, staff_experts=None, error=None):
+    rows = [dict(r, status_word=status_word(r)) for r in q.course_bookings(db, launch.scope)]
+    return render_template("booking/overview.html", launch=launch, tz=_tz(launch), rows=rows,
+                           limits=limits or service.limits(db, launch.scope),
+                           staff_experts=service.staff_may_be_experts(db, launch.scope)
+                           if staff_experts is None else staff_experts,
+                           experts=q.list_experts(db, launch.scope, active_only=False),
+                           done=request.args.get("done"), error=error), 400 if error else 200
+
+
 @bp.get("/overview")
 @requires_launch(*STAFF)
 def overview():
     launch, db = current_launch(), get_db()
-    rows = [dict(r, status_word=status_word(r)) for r in q.course_bookings(db, launch.scope)]
-    return render_template("booking/overview.html", launch=launch, tz=_tz(launch), rows=rows,
-                           limits=service.limits(db, launch.scope),
-                           staff_experts=service.staff_may_be_experts(db, launch.scope),
-                           experts=q.list_experts(db, launch.scope, active_only=False),
-                           done=request.args.get("done"))
+    return _overview_page(launch, db)
 
 
 @bp.get("/overview.csv")
@@ -141,12 +147,18 @@ def overview_export():
 def save_settings():
     launch, db = current_launch(), get_db()
     f = request.form
-    values = {"max_total": forms.optional_int(f.get("max_total"), _("Bookings per participant in total"), 1),
-              "max_active": forms.optional_int(f.get("max_active"), _("Bookings per participant at a time"), 1),
-              "cancel_deadline_hours": forms.optional_int(f.get("cancel_deadline_hours"),
-                                                          _("Cancellation deadline")) or 0,
-              "min_notice_minutes": forms.optional_int(f.get("min_notice_minutes"), _("Minimum notice")) or 0,
-              "staff_experts": f.get("staff_experts") == "1"}
+    try:
+        values = {"max_total": forms.optional_int(f.get("max_total"), _("Bookings per participant in total"), 1),
+                  "max_active": forms.optional_int(f.get("max_active"), _("Bookings per participant at a time"), 1),
+                  "cancel_deadline_hours": forms.optional_int(f.get("cancel_deadline_hours"),
+                                                              _("Cancellation deadline"), 0, bounds.MAX_HOURS) or 0,
+                  "min_notice_minutes": forms.optional_int(f.get("min_notice_minutes"), _("Minimum notice"), 0,
+                                                           bounds.MAX_MINUTES) or 0}
+    except InvalidAvailability as exc:
+        typed = {k: str(f.get(k, ""))[:30] for k in ("max_total", "max_active", "cancel_deadline_hours",
+                                                      "min_notice_minutes")}
+        return _overview_page(launch, db, limits=typed, staff_experts=f.get("staff_experts") == "1", error=str(exc))
+    values["staff_experts"] = f.get("staff_experts") == "1"
     with write_transaction(db):
         q.save_settings(db, launch.scope, **values)
     return redirect(url_for("booking.overview", lt=launch.token, done="settings"), 303)

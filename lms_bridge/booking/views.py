@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 
 from .. import activities
+from ..bounds import parse_id
 from ..db import booking as q
 from ..db import get_db, parse_ts, ts, utcnow, write_transaction
 from ..db import lti as lti_q
@@ -18,6 +19,7 @@ from ..errors import NotAuthorized, wants_json
 from ..i18n import babel_locale, lazy_gettext
 from ..i18n import gettext as _
 from ..lti.context import current_launch, requires_launch
+from ..security import local_target
 from . import service
 from .errors import BookingError
 from .rules import cancel_deadline, check_can_record_attendance, join_link_visible
@@ -81,10 +83,10 @@ def _domain() -> str:
 
 
 def _int_arg(name: str) -> int:
-    try:
-        return int(request.values.get(name, ""))
-    except ValueError:
-        raise service.UnknownBooking(_("Missing or invalid %(name)s.", name=name)) from None
+    value = parse_id(request.values.get(name, ""))
+    if value is None:
+        raise service.UnknownBooking(_("Missing or invalid %(name)s.", name=name))
+    return value
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -172,10 +174,7 @@ def set_timezone():
     lti_q.set_launch_timezone(get_db(), launch.id, tz)
     if wants_json():
         return jsonify({"ok": True, "tz": tz})
-    target = request.form.get("next", "")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("booking.index", lt=launch.token)
-    return redirect(target, 303)
+    return redirect(local_target(request.form.get("next"), url_for("booking.index", lt=launch.token)), 303)
 
 
 def _render_expert(expert: dict, *, moving: int | None = None, values: dict | None = None,
@@ -199,7 +198,7 @@ def expert_page(expert_id: int):
     expert = q.get_expert(db, launch.scope, expert_id)
     if not expert or not expert["active"]:
         raise service.UnknownBooking(_("This expert is not available in this course."))
-    return _render_expert(expert, moving=request.args.get("move", type=int))
+    return _render_expert(expert, moving=parse_id(request.args.get("move")))
 
 
 @bp.post("/book")
@@ -210,10 +209,10 @@ def book():
     data = data if isinstance(data, dict) or hasattr(data, "get") else {}
     values = {k: str(data.get(k, "") or "").strip() for k in ("topic", "question", "project", "day")}
     values.update(topic=values["topic"][:200], question=values["question"][:4000], project=values["project"][:300])
-    try:
-        slot_id = int(data.get("slot_id", ""))
-    except (TypeError, ValueError):
-        slot_id = None
+    raw_slot = str(data.get("slot_id", "") or "").strip()
+    slot_id = parse_id(raw_slot)
+    if raw_slot and slot_id is None:
+        raise service.UnknownBooking(_("This consultation time does not exist in this course."))
     errors = {}
     if slot_id is None:
         errors["slot_id"] = _("Choose a time to book.")
@@ -228,7 +227,7 @@ def book():
                                   question=values["question"], project=values["project"])
     except BookingError as err:
         slot = q.get_slot(db, slot_id) if slot_id else None
-        expert_id = slot["expert_id"] if slot else request.form.get("expert_id", type=int) if not request.is_json else None
+        expert_id = slot["expert_id"] if slot else (None if request.is_json else parse_id(request.form.get("expert_id")))
         expert = q.get_expert(db, launch.scope, expert_id) if expert_id else None
         if wants_json() or not expert or not expert["active"]:
             raise

@@ -51,8 +51,12 @@ def to_utc(dt: datetime, what: str = "datetime") -> datetime:
 
 
 def localize(dt_utc: datetime, tz: str) -> datetime:
-    """The same instant as an aware datetime in `tz`."""
-    return require_aware(dt_utc, "dt_utc").astimezone(ZoneInfo(validate_tz(tz)))
+    """The same instant as an aware datetime in `tz` (in UTC when the zone's offset would leave the calendar)."""
+    zone = ZoneInfo(validate_tz(tz))
+    try:
+        return require_aware(dt_utc, "dt_utc").astimezone(zone)
+    except OverflowError:
+        return dt_utc.astimezone(timezone.utc)
 
 
 def format_offset(offset: timedelta) -> str:
@@ -85,8 +89,10 @@ def weekday_names(locale: str | None = None, width: str = "abbreviated") -> list
 
 
 def zone_label(dt_utc: datetime, tz: str) -> str:
-    """'Asia/Jakarta, UTC+07:00': the zone named, with its offset at that instant."""
-    return f"{validate_tz(tz)}, {format_offset(localize(dt_utc, tz).utcoffset())}"
+    """'Asia/Jakarta, UTC+07:00': the zone named, with its offset at that instant (UTC at the calendar's edge)."""
+    local = localize(dt_utc, tz)
+    name = "UTC" if local.tzinfo is timezone.utc else validate_tz(tz)
+    return f"{name}, {format_offset(local.utcoffset())}"
 
 
 def format_in_zone(dt_utc: datetime, tz: str, locale: str | None = None) -> str:
