@@ -83,7 +83,8 @@ def publish(db, expert_id: int, avail: Availability, now: datetime, *, horizon_d
 
     Returns counts: created, kept (booked slots that stay), skipped (new slots overlapping kept ones).
     """
-    end = min(datetime.combine(avail.valid_until, datetime.min.time()) + timedelta(days=2),
+    last_day = max([avail.valid_until] + [end.date() for _start, end in avail.one_off])  # one-offs lie anywhere
+    end = min(datetime.combine(last_day, datetime.min.time()) + timedelta(days=2),
               datetime.combine(now.date(), datetime.min.time()) + timedelta(days=horizon_days))
     wanted = expand_slots(avail, now, end.replace(tzinfo=now.tzinfo))
     created = skipped = 0
