@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lms_bridge.booking.availability import (Availability, Slot, WeeklyRule, bookable, expand_slots,
+from lms_bridge.booking.availability import (Availability, Slot, WeeklyRule, expand_slots,
                                              format_in_zone, localize, resolve_tz, validate_availability,
                                              validate_tz)
 from lms_bridge.booking.errors import InvalidAvailability, InvalidTimeZone, NaiveDatetime
@@ -179,12 +179,6 @@ def test_query_window_keeps_only_whole_slots_and_keeps_the_grid():
 def test_capacity_is_carried_on_each_slot():
     a = avail("Asia/Colombo", [WeeklyRule(MON, time(9), time(10))], capacity=4)
     assert expand_slots(a, utc(2026, 12, 7), utc(2026, 12, 8)) == [Slot(utc(2026, 12, 7, 3, 30), utc(2026, 12, 7, 4, 30), 4)]
-
-
-def test_bookable_applies_minimum_notice_inclusively():
-    slots = [Slot(utc(2026, 12, 7, h), utc(2026, 12, 7, h, 30)) for h in (9, 10, 11)]
-    assert starts(bookable(slots, utc(2026, 12, 7, 8), 120)) == [utc(2026, 12, 7, 10), utc(2026, 12, 7, 11)]
-    assert starts(bookable(slots, utc(2026, 12, 7, 8, 0, 1), 120)) == [utc(2026, 12, 7, 11)]
 
 
 def test_naive_window_is_refused():

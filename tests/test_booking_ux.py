@@ -290,3 +290,12 @@ def test_demo_seeds_are_an_extension_point(app, db):
 def test_sandbox_hop_pages_are_titled_for_what_they_do(client):
     page = html(client.get("/sandbox/launch/5/4"))
     assert "<title>Opening the tool…</title>" in page
+
+
+def test_free_time_counts_leave_out_times_inside_the_minimum_notice(client, lti, db, scope):
+    expert_with_times(client, lti, 2, 9)
+    lina = launch(lti, LINA)
+    assert "4 free times" in html(client.get("/consultations/", query_string={"lt": lina}))
+    client.post("/consultations/settings", data={"lt": launch(lti, FACILITATOR), "staff_experts": "1",
+                                                 "cancel_deadline_hours": "24", "min_notice_minutes": str(5 * 24 * 60)})
+    assert "2 free times" in html(client.get("/consultations/", query_string={"lt": lina}))

@@ -158,9 +158,3 @@ def expand_slots(avail: Availability, window_start_utc: datetime, window_end_utc
                 slots.add(Slot(t, t + length, avail.capacity))
             t += step
     return sorted(slots)
-
-
-def bookable(slots: list[Slot], now_utc: datetime, min_notice_minutes: int) -> list[Slot]:
-    """Slots starting at least `min_notice_minutes` after `now_utc`."""
-    cutoff = to_utc(now_utc, "now_utc") + timedelta(minutes=min_notice_minutes)
-    return [s for s in slots if s.start_utc >= cutoff]

@@ -153,7 +153,7 @@ def index():
     experts = [e for e in q.list_experts(db, launch.scope)
                if (not topic or topic in e["topics"]) and (not language or language in e["languages"])]
     all_experts = q.list_experts(db, launch.scope)
-    now = utcnow()
+    now, after = utcnow(), _bookable_after(db, launch.scope)
     mine = [dict(b, join=join_link_visible(parse_ts(b["start_utc"]), parse_ts(b["end_utc"]), now))
             for b in q.participant_bookings(db, launch.scope, launch.user_id)]
     names = {e["id"]: e for e in all_experts}
@@ -162,7 +162,7 @@ def index():
         topics=sorted({t for e in all_experts for t in e["topics"]}), zones=zone_choices(tz),
         languages=sorted({lang for e in all_experts for lang in e["languages"]}), topic=topic, language=language,
         bookings=mine, experts_by_id=names, notices=q.notices(db, launch.scope, launch.user_id),
-        free={e["id"]: len(q.open_slots(db, e["id"], ts(now))) for e in experts}, now=ts(now))
+        free={e["id"]: len(q.open_slots(db, e["id"], after)) for e in experts}, now=ts(now))
 
 
 @bp.post("/timezone")
@@ -177,14 +177,17 @@ def set_timezone():
     return redirect(local_target(request.form.get("next"), url_for("booking.index", lt=launch.token)), 303)
 
 
+def _bookable_after(db, scope) -> str:
+    """The earliest start a participant can still book: now plus the course's minimum notice."""
+    return ts(utcnow() + timedelta(minutes=service.limits(db, scope).min_notice_minutes))
+
+
 def _render_expert(expert: dict, *, moving: int | None = None, values: dict | None = None,
                    errors: dict | None = None, status: int = 200):
     launch, db = current_launch(), get_db()
     tz = _tz(launch)
-    notice = service.limits(db, launch.scope).min_notice_minutes
-    after = ts(utcnow() + timedelta(minutes=notice))
     values = values or {}
-    picker = day_picker(q.open_slots(db, expert["id"], after), tz, values.get("day") or request.args.get("day"),
+    picker = day_picker(q.open_slots(db, expert["id"], _bookable_after(db, launch.scope)), tz, values.get("day") or request.args.get("day"),
                         request.args.get("month"))
     return render_template("booking/expert.html", launch=launch, tz=tz, expert=expert, moving=moving,
                            picker=picker, values=values, errors=errors or {},
