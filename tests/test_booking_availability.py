@@ -250,3 +250,9 @@ def test_valid_availability_passes_and_expand_validates_first():
     assert validate_availability(good) is good
     with pytest.raises(InvalidAvailability, match="Participants per slot"):
         expand_slots(avail("Asia/Jakarta", capacity=0), utc(2026, 1, 1), utc(2026, 1, 2))
+
+
+@pytest.mark.parametrize("locale, day_part", [("id", "Sen, 7 Des 2026"), ("ko", "2026년 12월 7일 (월)")])
+def test_format_in_zone_uses_the_locale_and_keeps_the_zone_and_offset(locale, day_part):
+    shown = format_in_zone(utc(2026, 12, 7, 2), "Asia/Jakarta", locale=locale)
+    assert shown.startswith(day_part) and shown.endswith("(Asia/Jakarta, UTC+07:00)")
