@@ -162,3 +162,11 @@ def test_projects_queries_still_see_the_plan_after_restore(used, tmp_path):
     db = connect(fresh["DATABASE_URL"])
     assert q.project_of(db, (1, "1", "2"), "5")["title"] == PLAN["title"]
     db.close()
+
+
+def test_backups_kept_inside_the_data_directory_are_not_copied_again(used):
+    data = Path(used.config["DATA_DIR"])
+    first = bk.backup(used.config, data / "backups" / "one")
+    second = bk.backup(used.config, data / "backups" / "two")
+    assert not [f for f in second["files"] if f["path"].startswith("backups/")]
+    assert {f["path"] for f in first["files"]} == {f["path"] for f in second["files"]}

@@ -290,3 +290,38 @@ def test_public_url_warns_when_the_proxy_scheme_does_not_reach_the_tool(tmp_path
     if expected == "WARN":
         assert checks["public URL"].fix == ("send X-Forwarded-Proto from the proxy and set "
                                             "LMS_BRIDGE_TRUSTED_PROXIES=1")
+
+
+def test_tool_urls_fail_when_the_login_url_is_not_served_there(tmp_path, lti):
+    app = make_app(tmp_path)
+    healthy(app, lti)
+    app.config["TOOL_URL"] = "http://localhost/lms-bridge"  # a proxy prefix the tool does not serve
+    checks = run(app)
+    assert checks["tool URLs"][:2] == ("FAIL", "login http://localhost/lms-bridge/lti/login, redirect "
+                                       "http://localhost/lms-bridge/lti/launch, keys http://localhost/lms-bridge/"
+                                       ".well-known/jwks.json: login answers HTTP 404")
+    assert checks["public URL"][0] == "FAIL"
+
+
+def test_outbox_warns_when_the_oldest_pending_job_waits_too_long(used):
+    db = connect(used.config["DATABASE_URL"])
+    with write_transaction(db):
+        job = ob.enqueue(db, platform_id=1, kind="nothing", payload={})
+        db.execute("UPDATE outbox SET created_at = '2026-01-01T00:00:00+00:00', next_attempt_at = '2099-01-01'"
+                   " WHERE id = ?", [job])
+    db.close()
+    assert run(used)["outbox"][0] == "WARN"
+
+
+def test_platform_key_set_fails_when_its_only_key_is_too_small(used, monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from lms_bridge.sandbox import platform
+    from lti_config.keys import public_jwk
+
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    monkeypatch.setattr(platform, "jwks", lambda _data_dir: {"keys": [public_jwk(weak, "weak")]})
+    checks = run(used)
+    assert status(checks, ": key set") == "FAIL"
+    assert [v[1] for k, v in checks.items() if k.endswith(": key set")][0].endswith(
+        "no RSA key of 2048 bits or more with a kid")

@@ -134,7 +134,15 @@ def test_a_full_run_logs_refusals_and_outbox_outcomes_but_no_token_name_or_email
         resp = client.post(f"/app/projects/review/{pid}/project_plan", data={"lt": fac, "action": action, **extra})
         assert resp.status_code == 303, resp.get_data(as_text=True)
     assert deliver_due(app).delivered >= 1
+    from lms_bridge.sandbox.registration import registration_token
+
+    reg_token = registration_token(app.config["DATA_DIR"], client_id="dynClient12345a")
+    registered = client.get("/lti/register", query_string={
+        "openid_configuration": "http://localhost/sandbox/mod/lti/openid-configuration.php",
+        "registration_token": reg_token})
+    assert registered.status_code == 200
     text = stream.getvalue()
+    assert any("registration" in line and "logger=lms_bridge.lti" in line for line in text.splitlines()), text
 
     assert "launch accepted" in text and "launch refused: replayed" in text and "reason=replayed" in text, text
     assert "outbox job" in text and "outcome=delivered" in text
@@ -142,7 +150,7 @@ def test_a_full_run_logs_refusals_and_outbox_outcomes_but_no_token_name_or_email
     access = [line for line in text.splitlines() if "logger=lms_bridge.access" in line]
     ids = [line.split(" request_id=")[1].split()[0] for line in access]
     assert len(ids) == len(access) == len(set(ids))  # one id per request, nested sandbox calls included
-    for secret in (learner, fac, fields["id_token"], fields["state"]):
+    for secret in (learner, fac, fields["id_token"], fields["state"], reg_token):
         assert secret not in text
     for user in USERS.values():
         for personal in (user.given, user.family, user.email, user.username):

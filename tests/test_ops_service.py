@@ -40,6 +40,9 @@ def test_install_service_writes_units_that_systemd_accepts(app, tmp_path, monkey
     assert env.stat().st_mode & 0o777 == 0o600
     assert f"LMS_BRIDGE_DATA={app.config['DATA_DIR']}" in env.read_text()
     assert "LMS_BRIDGE_OUTBOX_CONCURRENCY=4" in env.read_text()
+    assert "LMS_BRIDGE_TRUSTED_PROXIES=1" in env.read_text()  # serve on loopback: only a local proxy reaches it
+    public = service.current_install(app.config, host="0.0.0.0")
+    assert "LMS_BRIDGE_TRUSTED_PROXIES" not in service.env_file(public)
     assert "PrivateTmp=false" in text  # the test's data directory lives under /tmp
 
 

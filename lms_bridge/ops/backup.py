@@ -113,9 +113,11 @@ def backup(config: dict, out: str | Path) -> dict:
     os.chmod(out / DATABASE, 0o600)
 
     skip = _db_files(db_path) | {data_dir / LOCK}
+    # Earlier backups kept inside the data directory are not copied again (each would grow the next).
+    nested = {m.parent for m in data_dir.rglob(MANIFEST) if m.parent != data_dir} | {out}
     files = []
     for path in sorted(data_dir.rglob("*")):
-        if path in skip or not path.is_file() or path.is_symlink() or out in path.parents or path == out:
+        if path in skip or not path.is_file() or path.is_symlink() or nested & set(path.parents):
             continue
         rel = path.relative_to(data_dir)
         if rel.name.startswith((".doctor-", ".secret_key.")):

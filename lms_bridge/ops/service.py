@@ -51,6 +51,9 @@ def current_install(config: dict, *, user: str | None = None, host="127.0.0.1", 
     for s in SETTINGS:  # every other setting the admin set for this install, as set
         if s.env and s.env in environ and s.env not in env:
             env[s.env] = environ[s.env]
+    if host in ("127.0.0.1", "::1", "localhost"):
+        # Only a proxy on this host can reach a loopback bind: trust the one in the examples.
+        env.setdefault("LMS_BRIDGE_TRUSTED_PROXIES", "1")
     db_dir = str(Path(database_path(config["DATABASE_URL"])).resolve().parent)
     return Install(executable=executable, user=user, group=group, data_dir=config["DATA_DIR"], database_dir=db_dir,
                    tool_url=config["TOOL_URL"], host=host, port=port, workers=workers,
