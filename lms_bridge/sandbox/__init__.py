@@ -83,9 +83,11 @@ def init_app(app):
         return resp
 
 
-def seed_demo(app):
-    """Register the sandbox as a platform of the tool (idempotent) so launches work at once."""
+def seed_demo(app) -> list[str]:
+    """Register the sandbox as a platform of the tool (idempotent) so launches work at once, then add the
+    demo course's content (`sandbox.demo`: each seed function runs once). Returns the seeds that ran."""
     from ..db import connect
+    from .demo import run_seeds
     from .platform import ensure_registered
     from .webservice import link_tool
 
@@ -98,3 +100,4 @@ def seed_demo(app):
         seed_evaluation(app, db)  # pre/post test results and a tracer round with answers
     finally:
         db.close()
+    return run_seeds(app)
