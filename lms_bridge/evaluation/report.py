@@ -16,9 +16,17 @@ from .grades import cartridge_tests
 
 ORG_LABELS = {"local_government": N_("Local government"), "cso": N_("Civil society organisation (CSO)"),
               "nhri": N_("National human rights institution (NHRI)"), "other": N_("Other")}
-PER_PAGE = 25
-CHART_GROUPS = 12  # bars per group chart (the largest groups); the table beside lists all
+PER_PAGE = 20
+CHART_GROUPS = 10  # bars per group chart (the largest groups); the table beside lists all
 TEXTS_SHOWN = 12  # per question on the page; the CSV has them all
+
+
+ORG_SHORT = {"local_government": N_("Local government"), "cso": N_("CSO"), "nhri": N_("NHRI"), "other": N_("Other")}
+
+
+def org_short(key: str) -> str:
+    """For the participants table: the abbreviations the course uses."""
+    return gettext(ORG_SHORT[key]) if key in ORG_SHORT else ""
 
 
 def org_label(key: str) -> str:

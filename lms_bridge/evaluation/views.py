@@ -111,7 +111,7 @@ def gain_report():
     zone = zone_of(launch)
     return render_template("evaluation/gain.html", launch=launch, **data, settings=settings, pre=pre, post=post,
                            refreshed=when(settings["refreshed_at"], zone), org_label=report.org_label,
-                           country_label=report.country_label,
+                           org_short=report.org_short, country_label=report.country_label,
                            attempts_note=attempts_message(settings["attempts_note"]),
                            has_ws=lq.get_moodle_ws(db, launch.platform_id) is not None,
                            notice=request.args.get("notice"))

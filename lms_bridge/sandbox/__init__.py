@@ -95,9 +95,6 @@ def seed_demo(app) -> list[str]:
     db = connect(app.config["DATABASE_URL"])
     try:
         link_tool(db, app.config["TOOL_URL"])  # the demo's Moodle web-service credentials
-        from ..evaluation.demo import seed as seed_evaluation
-
-        seed_evaluation(app, db)  # pre/post test results and a tracer round with answers
     finally:
         db.close()
     return run_seeds(app)
