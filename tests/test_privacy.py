@@ -216,6 +216,7 @@ def test_privacy_page_is_for_administrators_only(client, lti, user, status):
 def test_admin_page_exports_a_zip_and_erases_after_confirmation(app, client, lti):
     seed_person(app, client, lti, user="5")
     admin = lti.launch(user="2", activity="home")
+    assert 'id="privacy-link"' in client.get("/app/home", query_string={"lt": admin}).get_data(as_text=True)
     resp = client.post("/admin/privacy/export", data={"lt": admin, "user": "5"})
     assert resp.status_code == 200 and resp.mimetype == "application/zip"
     names = zipfile.ZipFile(BytesIO(resp.data)).namelist()
@@ -234,6 +235,7 @@ PERSONAL_HINT = re.compile(r"(^|_)(user_id|owner_id|participant_id|author_id|act
 NOT_PERSONAL = {  # tables whose matching columns hold no person's data, with the reason
     "platforms": "an LMS site's name", "tool_keys": "keys", "sync_lineitems": "gradebook columns",
     "worker_heartbeats": "worker ids", "privacy_runs": "task runs", "_sqlite_migrations": "migration names",
+    "demo_seeds": "names of demo seed functions",
 }
 
 
