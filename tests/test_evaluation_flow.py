@@ -370,3 +370,19 @@ def test_outbox_message_jobs_use_the_existing_message_kind(client, lti, course):
     tracer.queue_due(course, utcnow())
     jobs = [j for j in outbox.list_jobs(course) if j["kind"] == "ws_message"]
     assert len(jobs) == 1 and '"user_id": "5"' in jobs[0]["payload"]
+
+
+def test_a_persons_test_results_consent_and_tracer_answers_are_exported_and_erased(app, client, lti, course):
+    from lms_bridge.privacy import service as privacy
+    from lms_bridge.sandbox import issuer
+
+    learner = consent(client, lti, "5")
+    refresh(client, facilitator(lti))
+    schedule(client, facilitator(lti), months="3")
+    round_id = eq.rounds(course, SCOPE)[0]["id"]
+    client.post(f"/app/evaluation/survey/{round_id}", data={"lt": learner, **full_answers(), "action": "submit"})
+    areas = privacy.collect(course, issuer(app.config["TOOL_URL"]), "5")["areas"]
+    assert {"test_results", "evaluation_profile", "tracer_study"} <= set(areas)
+    privacy.erase(course, issuer(app.config["TOOL_URL"]), "5", app.config["DATA_DIR"])
+    assert eq.answer(course, round_id, "5") is None and eq.profile(course, SCOPE, "5") is None
+    assert "5" not in {r["user_id"] for r in eq.grades(course, SCOPE)}
