@@ -26,7 +26,7 @@ KEYWORDS = ["_", "gettext", "N_", "lazy_gettext", "ngettext:1,2"]
 def extract(out: Path = POT) -> Path:
     """Every marked string of the package into a .pot (no source locations: stable across edits)."""
     cmd = [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", "-F", str(PACKAGE.parent / "babel.cfg"),
-           "--no-location", "--sort-output", "--project", "lms_bridge", "-o", str(out)]
+           "--no-location", "--no-wrap", "--sort-output", "--project", "lms_bridge", "-o", str(out)]
     for keyword in KEYWORDS:
         cmd += ["-k", keyword]
     subprocess.run(cmd + [str(PACKAGE)], check=True)
