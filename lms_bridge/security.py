@@ -15,7 +15,7 @@ TOOL_PREFIXES = ("/app/", "/consultations/")
 # Cross-site by design: the platform's browser form posts of the OIDC login and the launch.
 CROSS_SITE_OK = ("/lti/login", "/lti/launch")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ORIGINS_TTL = 60.0  # seconds the registered platforms' origins are cached per process
+ORIGINS_TTL = 10.0  # seconds the registered platforms' origins are cached per process
 
 
 def local_target(value: str | None, default: str) -> str:
@@ -73,7 +73,7 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-_origins_cache: dict[str, tuple[float, str]] = {}
+_origins_cache: dict[str, tuple[float, str, frozenset]] = {}
 
 
 def invalidate_origins() -> None:
@@ -82,22 +82,25 @@ def invalidate_origins() -> None:
 
 
 def frame_ancestors() -> str:
-    """'self' and every registered platform's origin (issuer and login URL), cached for ORIGINS_TTL."""
+    """'self' and every registered platform's origin (issuer and login URL), cached for ORIGINS_TTL, and
+    read again at once when this request's launch comes from a platform the cache does not know yet."""
     key = current_app.config["DATABASE_URL"]
     hit = _origins_cache.get(key)
     now = time.monotonic()
-    if hit and now - hit[0] < ORIGINS_TTL:
+    launch = g.get("launch")
+    if hit and now - hit[0] < ORIGINS_TTL and (launch is None or launch.platform_id in hit[2]):
         return hit[1]
     from .db import get_db
 
-    origins = set()
-    for row in get_db().execute("SELECT issuer, auth_login_url FROM platforms"):
-        for url in row:
+    origins, ids = set(), set()
+    for row in get_db().execute("SELECT id, issuer, auth_login_url FROM platforms"):
+        ids.add(row[0])
+        for url in row[1:]:
             o = origin_of(url)
             if o and o != current_app.extensions["lms_bridge_origin"] and not any(c in o for c in " ;,'"):
                 origins.add(o)
     value = " ".join(["'self'", *sorted(origins)])
-    _origins_cache[key] = (now, value)
+    _origins_cache[key] = (now, value, frozenset(ids))
     return value
 
 
@@ -112,10 +115,15 @@ def _headers(resp):
         if "Content-Security-Policy" not in resp.headers:
             nonce = g.get("csp_nonce")
             script = f"script-src 'self' 'nonce-{nonce}'" if nonce else "script-src 'self'"
-            try:
-                ancestors = frame_ancestors()
-            except Exception:  # the store is down: still answer, framed by the tool only
-                ancestors = "'self'"
+            if request.path.startswith("/lti/register"):
+                # shown inside the LMS before the platform exists; it holds nothing to click-jack
+                ancestors = "*"
+                invalidate_origins()
+            else:
+                try:
+                    ancestors = frame_ancestors()
+                except Exception:  # the store is down: still answer, framed by the tool only
+                    ancestors = "'self'"
             resp.headers["Content-Security-Policy"] = (
                 f"{script}; object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}")
     return resp

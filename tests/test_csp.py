@@ -72,3 +72,23 @@ def test_frame_ancestors_cache_expires(app, client, db, monkeypatch):
 def test_downloads_keep_their_own_sandbox_policy(client):
     resp = client.get("/.well-known/jwks.json")
     assert "Content-Security-Policy" not in resp.headers  # JSON needs none
+
+
+def test_a_launch_from_a_platform_the_cache_does_not_know_refreshes_it(app, client, lti, db):
+    client.get("/")  # origins cached: the sandbox (platform 1) only
+    add_platform(db, issuer="https://other.example.org", client_id="c3",
+                 auth_login_url="https://other.example.org/auth", auth_token_url="https://other.example.org/t",
+                 key_set_url="https://other.example.org/k", deployment_id="1")
+    token = lti.launch(user="5")  # platform 1: still cached, no refresh needed
+    assert "https://other.example.org" not in policy(
+        client.get("/app/projects/", query_string={"lt": token}))["frame-ancestors"]
+    db.execute("UPDATE launches SET platform_id = 2")  # a launch of the newly registered platform
+    db.commit()
+    assert "https://other.example.org" in policy(
+        client.get("/app/projects/", query_string={"lt": token}))["frame-ancestors"]
+
+
+def test_the_registration_page_can_be_framed_by_the_lms_that_is_registering(client):
+    resp = client.get("/lti/register")
+    assert resp.status_code == 400 and policy(resp)["frame-ancestors"] == ["*"]
+    assert policy(resp)["object-src"] == ["'none'"]
