@@ -49,9 +49,10 @@ def test_facilitator_reads_both_reports_with_charts_and_tables(live_server, brow
     page.click("#q-obstacles li a >> nth=0")
     page.wait_for_selector("#tracer dl")
     assert page.locator("#plan dt").count() > 3  # plan -> report -> tracer side by side
+    state = ctx.storage_state()  # the launch cookie, where the browser keeps one
     ctx.close()
 
-    plain = browser.new_context(java_script_enabled=False)
+    plain = browser.new_context(java_script_enabled=False, storage_state=state)
     no_js = plain.new_page()
     no_js.goto(report_url.split("&notice")[0])
     assert no_js.locator("svg.chart").count() >= 4 and int(no_js.inner_text("#both")) > 10
