@@ -100,7 +100,8 @@ class Deliverer:
             handler = HANDLERS.get(job["kind"])
             if handler is None:
                 raise GiveUp(f"unknown job kind {job['kind']!r}")
-            delivery = Delivery(db, self.session, platform, signer(db, self.data_dir), timeout=self.timeout)
+            delivery = Delivery(db, self.session, platform, signer(db, self.data_dir), timeout=self.timeout,
+                                worker_id=self.worker_id)
             try:
                 note = handler(delivery, job)
             except Exception as exc:
