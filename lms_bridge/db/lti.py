@@ -141,15 +141,6 @@ def use_nonce(db, issuer: str, nonce: str, expires_at) -> bool:
     return True
 
 
-def purge_expired(db) -> None:
-    now = ts()
-    with write_transaction(db):
-        db.execute("DELETE FROM oidc_states WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM used_nonces WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM launches WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM access_tokens WHERE expires_at < ?", [now])
-
-
 # --- launches -----------------------------------------------------------------------------
 def save_launch(db, launch: dict) -> None:
     row = dict(launch, claims=json.dumps(launch["claims"]))
