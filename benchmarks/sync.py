@@ -5,6 +5,7 @@ The sandbox runs in its own server process on 127.0.0.1 with 50 ms added to ever
 made, grades lost and duplicates, and checks the time against 2 x (grades x latency / concurrency). Stops by itself.
 
     .venv/bin/python benchmarks/sync.py [--grades 1000] [--concurrency 8] [--latency-ms 50] [--fail-ratio 0.2]
+    .venv/bin/python benchmarks/sync.py --grades 100000 --latency-ms 5 --no-time-limit   # CPU per grade
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--latency-ms", type=float, default=50)
     ap.add_argument("--fail-ratio", type=float, default=0.2)
+    ap.add_argument("--time-limit", action=argparse.BooleanOptionalAction, default=True,
+                    help="fail beyond 2 x ideal (off for a CPU-per-grade run such as --latency-ms 5)")
     args = ap.parse_args()
 
     data = tempfile.mkdtemp(prefix="lms-bridge-sync-bench-")
@@ -124,7 +127,7 @@ def main() -> int:
     print(f"grades lost: {lost}  duplicates: {duplicates}  failed jobs: {failed}")
     db.close()
     shutil.rmtree(data, ignore_errors=True)
-    ok = lost == 0 and duplicates == 0 and failed == 0 and elapsed <= bound
+    ok = lost == 0 and duplicates == 0 and failed == 0 and (elapsed <= bound or not args.time_limit)
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 
