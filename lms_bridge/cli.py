@@ -207,7 +207,7 @@ def outbox(ctx, failed):
 
 
 @outbox.command("retry")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, 2 ** 63 - 1))
 def outbox_retry(job_id):
     """Put a failed job back in the queue."""
     from .db import outbox as ob
