@@ -70,21 +70,23 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()
     logging.getLogger("lms_bridge").setLevel(logging.INFO)
 
-    from . import db, errors, i18n, main, ops
+    from . import db, errors, i18n, main, ops, security
     from .booking import views as booking_views
     from .lti import deep_linking, views
     from .practices import views as practice_views
+    from .privacy import views as privacy_views
     from .projects import views as project_views
     from .sync import views as sync_views
 
     db.init_app(app)
     errors.init_app(app)
+    security.init_app(app)  # same-site check, CSP with nonces, the launch cookie
     i18n.init_app(app)
     ops.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(main.bp)
-    for workflow in (project_views, booking_views, sync_views, practice_views):
+    for workflow in (project_views, booking_views, sync_views, practice_views, privacy_views):
         workflow.init_app(app)
     if app.config["SANDBOX_ENABLED"]:
         from .sandbox import init_app as init_sandbox
