@@ -19,6 +19,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from ..db import get_db, ts, utcnow
 from ..db import lti as q
 from ..errors import LaunchExpired, NotAuthorized
+from ..i18n import gettext as _
 
 STAFF = ("facilitator", "admin")
 
@@ -172,6 +173,11 @@ def requires_launch(*roles: str):
         def inner(*args, **kwargs):
             launch = current_launch()
             if roles and launch.role not in roles:
+                if launch.role == "expert":
+                    raise NotAuthorized(_("You take part in this course as an expert: you can open the "
+                                          "consultation pages for experts (your profile, availability and "
+                                          "consultations), not grading, exports, rubrics or learners' projects."),
+                                        code="expert_only")
                 raise NotAuthorized("This page is for " + " or ".join(roles) + "s of the course.")
             return view(*args, **kwargs)
         return inner
