@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 import requests
-from flask import Flask
+from flask import Flask, Response
 from flask.sessions import SessionInterface
 from werkzeug.routing import IntegerConverter, ValidationError
 
@@ -37,6 +37,24 @@ class BoundedInt(IntegerConverter):
         return super().to_python(value)
 
 
+class ToolResponse(Response):
+    """Every answer carries these headers from the moment it is made (cheaper than an after-request hook).
+    The tool lives inside the LMS iframe: framing is allowed, but pages stay out of shared caches."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Constant, valid values appended to werkzeug's header list as they are: Headers.setdefault would
+        # re-validate each one and cost twice the response itself.
+        items = self.headers._list
+        present = {name.lower() for name, _value in items}
+        if "x-content-type-options" not in present:
+            items.append(("X-Content-Type-Options", "nosniff"))
+        if "referrer-policy" not in present:
+            items.append(("Referrer-Policy", "no-referrer"))
+        if "cache-control" not in present and self.headers.get("Content-Type", "").startswith("text/html"):
+            items.append(("Cache-Control", "no-store"))
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Application factory: defaults, environment, then `config` (tests and `demo` pass overrides)."""
     app = Flask(__name__, instance_relative_config=False)
@@ -46,40 +64,35 @@ def create_app(config: dict | None = None) -> Flask:
         values["SECRET_KEY"] = settings.secret_key(values["DATA_DIR"])
     app.config.from_mapping(values)
     app.session_interface = NoSessions()
+    app.response_class = ToolResponse
     app.url_map.converters["int"] = BoundedInt
     app.config["MAX_CONTENT_LENGTH"] = (values["MAX_UPLOAD_MB"] + 1) * 1024 * 1024
     app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()
     logging.getLogger("lms_bridge").setLevel(logging.INFO)
 
-    from . import db, errors, i18n, main, ops
+    from . import db, errors, i18n, main, ops, security
     from .booking import views as booking_views
+    from .evaluation import views as evaluation_views
     from .lti import deep_linking, views
     from .practices import views as practice_views
+    from .privacy import views as privacy_views
     from .projects import views as project_views
     from .sync import views as sync_views
 
     db.init_app(app)
     errors.init_app(app)
+    security.init_app(app)  # same-site check, CSP with nonces, the launch cookie
     i18n.init_app(app)
     ops.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(main.bp)
-    for workflow in (project_views, booking_views, sync_views, practice_views):
+    for workflow in (project_views, booking_views, sync_views, practice_views, privacy_views, evaluation_views):
         workflow.init_app(app)
     if app.config["SANDBOX_ENABLED"]:
         from .sandbox import init_app as init_sandbox
 
         init_sandbox(app)
-
-    @app.after_request
-    def _frame_headers(resp):
-        # The tool lives inside the LMS iframe: allow framing, but keep pages out of shared caches.
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        if resp.mimetype == "text/html":
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
 
     return app
 

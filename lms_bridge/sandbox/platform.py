@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, render_template, request
 from lti_config.keys import public_jwk
 from lti_config.registrations import add_platform
 
+from ..i18n import gettext as _
 from . import (CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, DEPLOYMENT_ID, LINKS, LTI_TYPE_ID, OTHER_COURSES, USERS,
                issuer)
 
@@ -78,9 +79,10 @@ def ensure_registered(app) -> int:
         db.close()
 
 
-def service_urls(iss: str) -> dict:
-    return {"lineitems": f"{iss}/mod/lti/services.php/{COURSE_ID}/lineitems?type_id={LTI_TYPE_ID}",
-            "memberships": f"{iss}/mod/lti/services.php/CourseSection/{COURSE_ID}/bindings/{LTI_TYPE_ID}/memberships"}
+def service_urls(iss: str, course: str = COURSE_ID) -> dict:
+    """Each course has its own gradebook and roster URLs, as in Moodle."""
+    return {"lineitems": f"{iss}/mod/lti/services.php/{course}/lineitems?type_id={LTI_TYPE_ID}",
+            "memberships": f"{iss}/mod/lti/services.php/CourseSection/{course}/bindings/{LTI_TYPE_ID}/memberships"}
 
 
 def _context(course: object) -> dict:
@@ -96,14 +98,15 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
     if user is None:
         raise SandboxRefusal("login_hint is not a user of this site")
     now = now or int(time.time())
-    urls = service_urls(iss)
+    context = _context(hint.get("course"))
+    urls = service_urls(iss, context["id"])
     mtype = hint.get("type", "LtiResourceLinkRequest")
     claims = {
         "nonce": nonce, "iat": now, "exp": now + 60, "iss": iss, "aud": CLIENT_ID,
         C + "deployment_id": DEPLOYMENT_ID, C + "target_link_uri": tool_url + "/lti/launch", "sub": user.id,
         C + "lis": {"person_sourcedid": "", "course_section_sourcedid": COURSE_LABEL},
         C + "roles": list(user.roles),
-        C + "context": _context(hint.get("course")),
+        C + "context": context,
         C + "message_type": mtype,
         "given_name": user.given, "family_name": user.family, "name": user.name, "email": user.email,
         C + "ext": {"user_username": user.username, "lms": "moodle-2"},
@@ -176,7 +179,7 @@ def auth():
                                nonce=p["nonce"], hint=hint)
     except SandboxRefusal as e:
         return render_template("sandbox/refused.html", problems=[str(e)]), 400
-    return render_template("lti/autopost.html", action=p["redirect_uri"],
+    return render_template("lti/autopost.html", action=p["redirect_uri"], title=_("Opening the tool…"),
                            fields={"id_token": sign(_data_dir(), claims), "state": p["state"]})
 
 
@@ -203,7 +206,7 @@ def start_launch(user_id, rl):
     tool_url = current_app.config["TOOL_URL"]
     if user_id not in USERS or rl not in LINKS:
         return render_template("sandbox/refused.html", problems=["unknown user or activity"]), 404
-    return render_template("lti/autopost.html", action=tool_url + "/lti/login",
+    return render_template("lti/autopost.html", action=tool_url + "/lti/login", title=_("Opening the tool…"),
                            fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang"),
                                                     course=request.args.get("course")))
 
@@ -213,7 +216,7 @@ def start_deep_link(user_id):
     tool_url = current_app.config["TOOL_URL"]
     if user_id not in USERS:
         return render_template("sandbox/refused.html", problems=["unknown user"]), 404
-    return render_template("lti/autopost.html", action=tool_url + "/lti/login",
+    return render_template("lti/autopost.html", action=tool_url + "/lti/login", title=_("Opening the tool…"),
                            fields=initiation_fields(tool_url, user_id, mtype="LtiDeepLinkingRequest"))
 
 
