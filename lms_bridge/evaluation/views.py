@@ -244,7 +244,7 @@ def tracer_questions():
                 q.save_question_set(db, launch.scope, edited)
             return redirect(url_for(".tracer_questions", lt=launch.token, saved=1), 303)
     return render_template("evaluation/questions.html", launch=launch, questions=current, errors=errors,
-                           label=tracer.label, choice_label=tracer.choice_label, kinds=tracer.KINDS,
+                           label=tracer.label, choice_label=tracer.choice_label, kind_labels=tracer.KIND_LABELS,
                            saved=request.args.get("saved"),
                            form=request.form), status
 
