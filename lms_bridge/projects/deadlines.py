@@ -104,8 +104,3 @@ def is_late(deadline: Deadline, submitted_at: datetime, extension: datetime | No
     """A submission is late when made after the (extended) due time."""
     return _aware(submitted_at, "The submission time") > effective_deadline(deadline, extension).due_utc
 
-
-def is_missing(deadline: Deadline, now: datetime, submitted: bool,
-               extension: datetime | None = None) -> bool:
-    """Nothing submitted and the (extended) due time has passed."""
-    return not submitted and _aware(now, "The current time") > effective_deadline(deadline, extension).due_utc
