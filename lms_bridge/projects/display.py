@@ -78,11 +78,11 @@ def choice_label(field: forms.Field, key: str) -> str:
 
 
 def field_label(stage: str, name: str) -> str:
+    if name in ATTACHMENT_LABELS:  # upload fields: the short name (the form says "optional" and the types itself)
+        return _(ATTACHMENT_LABELS[name])
     form = forms.FORMS.get(stage)
     if form and any(f.name == name for f in form.fields):
         return _(form.field(name).label)
-    if name in ATTACHMENT_LABELS:
-        return _(ATTACHMENT_LABELS[name])
     return name.replace("_", " ").capitalize()
 
 

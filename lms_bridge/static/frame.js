@@ -55,7 +55,7 @@
           h.type = "hidden"; h.name = kv[0]; h.value = kv[1]; form.appendChild(h);
         });
         dialog.close();
-        form.submit();
+        HTMLFormElement.prototype.submit.call(form);  // form.submit may be shadowed by a control named "submit"
       });
       dialog.querySelector("[data-confirm-no]").addEventListener("click", function () { dialog.close(); });
     });
