@@ -263,3 +263,16 @@ def test_time_zone_is_chosen_from_a_select_of_zones(app, client, lti):
     assert "Pacific/Tarawa" in stage_page(client, token)
     outside = client.post("/app/projects/timezone", data={"lt": token, "tz": "UTC", "next": "https://evil.example/"})
     assert "evil" not in outside.headers["Location"]
+
+
+def test_audit_trail_pages_older_entries(app, client, lti):
+    fac = lti.launch(user="3")
+    db = db_of(app)
+    for n in range(105):
+        q.audit(db, SCOPE, "3", "set_deadline", stage="project_plan", due=f"2026-12-01T10:{n % 60:02d}:00+00:00")
+    db.conn.commit()
+    first = page(client, "/app/projects/audit", fac)
+    assert first.count("<td>Set a deadline</td>") == 100
+    older = re.search(r'href="([^"]+)" id="older"', first).group(1).replace("&amp;", "&")
+    second = client.get(older).get_data(as_text=True)
+    assert second.count("<td>Set a deadline</td>") == 5 and 'id="older"' not in second

@@ -404,9 +404,11 @@ def audit(db, scope, actor, action, *, project_id=None, stage=None, **detail) ->
                [*scope, project_id, stage, actor, action, json.dumps(detail, default=str), ts()])
 
 
-def audit_trail(db, scope, project_id=None, limit=500) -> list[dict]:
-    """Newest first, with the actor's name and the project's title."""
+def audit_trail(db, scope, project_id=None, limit=500, before: int | None = None) -> list[dict]:
+    """Newest first (older than entry `before` when given), with the actor's name and the project's title."""
     extra, params = ("AND a.project_id = ?", [project_id]) if project_id is not None else ("", [])
+    if before is not None:
+        extra, params = extra + " AND a.id < ?", [*params, before]
     return [dict(r, detail=json.loads(r["detail"])) for r in db.query(
         "SELECT a.*, COALESCE(r.name, '') AS actor_name, p.title AS project_title FROM audit a"
         " LEFT JOIN roster r ON r.platform_id = a.platform_id AND r.deployment_id = a.deployment_id"

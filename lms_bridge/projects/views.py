@@ -22,6 +22,7 @@ from .stages import GRADED_STAGE_KEYS, STAGE_KEYS, STAGES, UnknownStage
 bp = Blueprint("projects", __name__, url_prefix="/app/projects")
 STAFF = ("facilitator", "admin")
 PER_PAGE = 100
+AUDIT_PAGE = 100
 
 
 def zone_of(launch) -> str:
@@ -34,7 +35,7 @@ def zone_of(launch) -> str:
 
 def _stage(key: str) -> str:
     if key not in STAGES:
-        raise NotFound(f"Unknown project stage {key!r}.")
+        raise NotFound(_("Unknown project stage %(stage)s.", stage=repr(key)))
     return key
 
 
@@ -82,14 +83,21 @@ def open_activity():
 @bp.get("/")
 @requires_launch("learner")
 def workspace():
+    return _workspace_page()
+
+
+def _workspace_page(problems: list[str] | None = None, chosen: list[str] | None = None):
     launch, db = current_launch(), get_db()
     zone = zone_of(launch)
     data = service.workspace(db, launch, zone)
     project = data["project"]
-    choices = [m for m in q.roster_learners(db, launch.scope) if m["user_id"] != launch.user_id]
+    taken = q.memberships(db, launch.scope)
+    choices = [dict(m, elsewhere=taken.get(m["user_id"]) not in (None, project and project["id"]))
+               for m in q.roster_learners(db, launch.scope) if m["user_id"] != launch.user_id]
     return render_template("projects/workspace.html", launch=launch, zone=zone, **data, roster=choices,
                            is_owner=not project or project["owner_id"] == launch.user_id,
-                           saved=request.args.get("saved"))
+                           saved=request.args.get("saved"), problems=problems or [],
+                           chosen=chosen), 400 if problems else 200
 
 
 def _safe_next(target: str | None, launch) -> str:
@@ -252,10 +260,11 @@ def stage_form(stage):
 @requires_launch("learner")
 def set_group():
     launch = current_launch()
+    chosen = [u for u in request.form.getlist("coauthor") if u]
     try:
-        service.set_group(get_db(), launch, [u for u in request.form.getlist("coauthor") if u])
+        service.set_group(get_db(), launch, chosen)
     except groups.InvalidGroup as exc:
-        raise BridgeError(" ".join(exc.problems), code="invalid_group") from None
+        return _workspace_page(problems=exc.problems, chosen=chosen)  # the choices ticked are kept
     return redirect(url_for(".workspace", lt=launch.token, saved="group"), 303)
 
 
@@ -551,11 +560,15 @@ def audit():
     launch, db = current_launch(), get_db()
     zone = zone_of(launch)
     names = q.names(db, launch.scope)
+    before = request.args.get("before", type=int)
+    rows = q.audit_trail(db, launch.scope, limit=AUDIT_PAGE + 1, before=before)
+    older = rows[AUDIT_PAGE - 1]["id"] if len(rows) > AUDIT_PAGE else None
     trail = [dict(a, when=display.when(a["created_at"], zone), what=_(display.ACTION_LABELS.get(a["action"], a["action"])),
                   who=a["actor_name"] or names.get(a["actor_id"]) or a["actor_id"],
                   stage_title=STAGES[a["stage"]].title if a["stage"] in STAGES else (a["stage"] or ""),
-                  summary=_audit_detail(a, zone, names)) for a in q.audit_trail(db, launch.scope)]
-    return render_template("projects/audit.html", launch=launch, trail=trail, zone=zone)
+                  summary=_audit_detail(a, zone, names)) for a in rows[:AUDIT_PAGE]]
+    return render_template("projects/audit.html", launch=launch, trail=trail, zone=zone, older=older,
+                           newest=before is not None)
 
 
 def init_app(app):
