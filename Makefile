@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: demo test install install-test chromium clean
+.PHONY: demo test install install-test chromium systemd-analyze clean i18n-extract i18n-update i18n-compile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,36 @@ chromium:
 	  fi; \
 	fi
 
+# systemd-analyze verifies the service files of `lms-bridge install-service` (Debian's systemd package).
+systemd-analyze:
+	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's systemd for systemd-analyze"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; \
+	  else \
+	    echo "systemd-analyze is missing and you are not root: the service-file test will be skipped" >&2; \
+	  fi; \
+	fi
+
 demo: install
 	$(BIN)/lms-bridge demo --port $(PORT)
 
-test: install-test chromium
+test: install-test chromium systemd-analyze
 	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Translations (Babel): extract marked strings, merge them into every language, compile the .mo files.
+# The .po and .mo files are committed; messages.pot and the en_XA pseudo-locale are generated.
+# tests/test_i18n.py fails when a catalogue misses a string, has a fuzzy one, or its .mo is stale.
+I18N := lms_bridge/translations
+i18n-extract: install
+	$(BIN)/python -m lms_bridge.i18n_tools extract
+
+i18n-update: i18n-extract
+	$(BIN)/pybabel -q update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete --no-location
+
+i18n-compile: i18n-extract
+	$(BIN)/python -m lms_bridge.i18n_tools pseudo
+	$(BIN)/pybabel -q compile -d $(I18N) --statistics

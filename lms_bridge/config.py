@@ -57,6 +57,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOW_INSECURE_PLATFORMS", "LMS_BRIDGE_ALLOW_INSECURE", False,
             "Accept plain-HTTP platforms that are not on loopback during dynamic registration (never in production).",
             bool),
+    Setting("LOG_FORMAT", "LMS_BRIDGE_LOG_FORMAT", "kv",
+            "Log line format on stderr: `kv` (key=value) or `json`; lines carry a request id, never tokens or names."),
+    Setting("LOG_LEVEL", "LMS_BRIDGE_LOG_LEVEL", "INFO",
+            "Application log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`)."),
+    Setting("ACCESS_LOG", "LMS_BRIDGE_ACCESS_LOG", False,
+            "Also log one line per request (method, route pattern, status, time); never query strings.", bool),
+    Setting("TRUSTED_PROXIES", "LMS_BRIDGE_TRUSTED_PROXIES", 0,
+            "Reverse proxies in front of the tool whose X-Forwarded-Proto/Host/For headers are trusted (0: none).",
+            int),
 )
 
 

@@ -35,6 +35,7 @@ class Launch:
     activity: str | None
     timezone: str | None
     claims: dict
+    locale: str | None = None
     token: str = ""
 
     @property
@@ -45,6 +46,13 @@ class Launch:
     @property
     def is_staff(self) -> bool:
         return self.role in STAFF
+
+    @property
+    def draft_key(self) -> str:
+        """Browser drafts are kept under this: one person on one platform deployment, so the next
+        learner on a shared computer never sees the previous one's unsaved text."""
+        raw = f"{self.platform_id}\x1f{self.deployment_id}\x1f{self.user_id}".encode()
+        return hashlib.sha256(raw).hexdigest()[:24]
 
     @property
     def display_name(self) -> str:

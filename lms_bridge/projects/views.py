@@ -7,11 +7,13 @@ from flask import Blueprint, Response, current_app, g, redirect, render_template
 from werkzeug.datastructures import ImmutableMultiDict
 
 from .. import activities
+from ..bounds import clamp_page
 from ..db import get_db, ts, utcnow
 from ..db import lti as lq
 from ..db import projects as q
 from ..errors import BridgeError, NotAuthorized, NotFound
 from ..i18n import _, lazy_gettext, ngettext
+from ..security import local_target
 from ..lti import CLAIM
 from ..lti.context import current_launch, requires_launch
 from . import deadlines as dl
@@ -101,10 +103,8 @@ def _workspace_page(problems: list[str] | None = None, chosen: list[str] | None 
 
 
 def _safe_next(target: str | None, launch) -> str:
-    if not target or not target.startswith("/app/") or target.startswith("//"):
-        return url_for(".workspace", lt=launch.token) if not launch.is_staff else url_for(".dashboard",
-                                                                                           lt=launch.token)
-    return target
+    home = url_for(".dashboard" if launch.is_staff else ".workspace", lt=launch.token)
+    return local_target(target, home)
 
 
 @bp.route("/timezone", methods=["GET", "POST"])
@@ -306,10 +306,7 @@ def dashboard():
     stage = request.args.get("stage") or ""
     status = request.args.get("status") or ""
     country = request.args.get("country") or ""
-    try:
-        page = max(1, int(request.args.get("page") or 1))
-    except ValueError:
-        page = 1
+    page = clamp_page(request.args.get("page") or 1)
     stages = list(STAGE_KEYS)
     query = dict(stage=stage if stage in STAGES else None, status=status, country=country or None)
     rows, total, counts = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(), **query,
@@ -482,6 +479,7 @@ def _deadlines_page(error: str | None = None, typed: dict | None = None, status:
 def deadlines():
     launch, db = current_launch(), get_db()
     zone = zone_of(launch)
+    error = None
     if request.method == "POST":
         extension = bool(request.form.get("subject"))
         try:
@@ -492,7 +490,8 @@ def deadlines():
                 rv.set_deadline(db, launch, request.form.get("stage", ""), request.form.get("due", ""),
                                 request.form.get("cutoff", ""), zone)
         except (dl.InvalidDeadline, UnknownStage) as exc:
-            typed = dict(request.form.items(), form="extension" if extension else "deadline")
+            typed = {k: v[:40] for k, v in request.form.items() if k != "lt"}  # shown again as typed
+            typed["form"] = "extension" if extension else "deadline"
             return _deadlines_page(str(exc), typed, 400)
         return redirect(url_for(".deadlines", lt=launch.token, saved="extension" if extension else "deadline"), 303)
     return _deadlines_page()

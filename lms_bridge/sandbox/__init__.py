@@ -67,6 +67,19 @@ def init_app(app):
     for part in (platform, services, webservice, registration, admin):
         part.init_app(app)
 
+    @app.after_request
+    def _date_header(resp):
+        # Moodle's web server sends Date; `SANDBOX_CLOCK_OFFSET` (seconds) plays a platform whose clock is off.
+        from flask import request
+
+        if request.path.startswith("/sandbox"):
+            import time
+            from email.utils import formatdate
+
+            offset = float(app.config.get("SANDBOX_CLOCK_OFFSET", 0))
+            resp.headers["Date"] = formatdate(time.time() + offset, usegmt=True)
+        return resp
+
 
 def seed_demo(app):
     """Register the sandbox as a platform of the tool (idempotent) so launches work at once."""

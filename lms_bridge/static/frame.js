@@ -90,6 +90,13 @@
     var keep = document.querySelector("[data-keep]");
     if (!keep || !window.localStorage) return;
     var key = "lms_bridge:draft:" + keep.getAttribute("data-keep");
+    // Drafts were once keyed by platform, course and stage only: drop those, they may be someone else's.
+    try {
+      for (var i = localStorage.length - 1; i >= 0; i--) {
+        var k = localStorage.key(i);
+        if (k && /^lms_bridge:draft:\d{1,9}:[^:]*:[^:]+$/.test(k)) localStorage.removeItem(k);
+      }
+    } catch (e) { /* storage blocked */ }
     var version = keep.getAttribute("data-keep-version") || "";
     var stored = null;
     try { stored = JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { stored = null; }
