@@ -46,9 +46,14 @@ def when(value, zone: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         tz, zone = ZoneInfo("UTC"), "UTC"
     locale = babel_locale()
-    text = locale.datetime_formats["medium"].format(format_skeleton("Hm", moment, tzinfo=tz, locale=locale),
-                                                    format_skeleton("yMMMd", moment, tzinfo=tz, locale=locale))
-    return f"{text} {zone}"
+
+    def fmt(tzinfo):
+        return locale.datetime_formats["medium"].format(format_skeleton("Hm", moment, tzinfo=tzinfo, locale=locale),
+                                                        format_skeleton("yMMMd", moment, tzinfo=tzinfo, locale=locale))
+    try:
+        return f"{fmt(tz)} {zone}"
+    except (OverflowError, ValueError):  # a stored time at the calendar's edge (year 9999): shown in UTC
+        return f"{fmt(ZoneInfo('UTC'))} UTC"
 
 
 def role_label(role: str) -> str:
