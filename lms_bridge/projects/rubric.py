@@ -4,6 +4,8 @@ import re
 from dataclasses import dataclass, field
 from numbers import Real
 
+from ..i18n import _
+
 
 class InvalidRubric(ValueError):
     """A rubric definition that cannot be used for marking."""
@@ -95,12 +97,12 @@ def score(rubric: Rubric, selections: dict[str, str]) -> tuple[float, float]:
     for c in rubric.criteria:
         chosen = selections.get(c.id)
         if chosen is None or chosen == "":
-            at_fault[c.id] = f"Choose a level for “{c.title}”."
+            at_fault[c.id] = _("Choose a level for “%(criterion)s”.", criterion=c.title)
             problems.append(at_fault[c.id])
             continue
         level = next((lv for lv in c.levels if lv.id == chosen), None)
         if level is None:
-            at_fault[c.id] = f"“{c.title}” has no level {chosen!r}."
+            at_fault[c.id] = _("“%(criterion)s” has no level %(level)s.", criterion=c.title, level=repr(chosen))
             problems.append(at_fault[c.id])
             continue
         total += level.points

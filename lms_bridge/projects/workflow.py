@@ -6,6 +6,7 @@ reach learners only once the marking workflow says "released".
 
 from dataclasses import dataclass
 
+from ..i18n import N_
 from .stages import get_stage
 
 NOT_STARTED = "not_started"
@@ -16,12 +17,12 @@ APPROVED = "approved"
 GRADED = "graded"
 
 STATUS_LABELS = {
-    NOT_STARTED: "Not started",
-    DRAFT: "Draft",
-    SUBMITTED: "Submitted",
-    RETURNED: "Returned for revision",
-    APPROVED: "Approved",
-    GRADED: "Graded",
+    NOT_STARTED: N_("Not started"),
+    DRAFT: N_("Draft"),
+    SUBMITTED: N_("Submitted"),
+    RETURNED: N_("Returned for revision"),
+    APPROVED: N_("Approved"),
+    GRADED: N_("Graded"),
 }
 STATUSES = tuple(STATUS_LABELS)
 
@@ -107,9 +108,9 @@ READY_FOR_RELEASE = "ready_for_release"
 RELEASED = "released"
 
 MARKING_LABELS = {
-    IN_MARKING: "In marking",
-    READY_FOR_RELEASE: "Ready for release",
-    RELEASED: "Released",
+    IN_MARKING: N_("In marking"),
+    READY_FOR_RELEASE: N_("Ready for release"),
+    RELEASED: N_("Released"),
 }
 MARKING_STATES = tuple(MARKING_LABELS)
 
