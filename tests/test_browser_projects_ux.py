@@ -137,3 +137,18 @@ def test_the_tool_tells_the_parent_frame_its_height_on_load_and_when_it_grows(li
                    "'<div style=\"height:1500px\">more</div>')")
     page.wait_for_function(f"msgs.some(m => m.height >= {first['height']} + 1500)")
     ctx.close()
+
+
+def test_time_zone_select_narrows_to_what_is_typed(live_server, browser):
+    token = LtiActions(live_server.test_client()).launch(user="5")
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(f"{live_server.live_url}/app/projects/timezone?lt={token}&next=/app/projects/")
+    page.fill("#tz-search", "taraw")
+    assert page.evaluate("[...document.querySelectorAll('#tz option')].filter(o => !o.hidden).map(o => o.value)") \
+        == ["Pacific/Tarawa"]
+    assert page.input_value("#tz") == "Pacific/Tarawa"
+    page.click("text=Save time zone")
+    page.wait_for_url("**/app/projects/?**")
+    assert page.inner_text("#tz-line strong") == "Pacific/Tarawa"
+    ctx.close()

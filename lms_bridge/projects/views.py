@@ -1,6 +1,7 @@
 """The course project in the LMS frame: learner workspace and stage forms, facilitator dashboard and review."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, send_file, url_for
@@ -104,7 +105,10 @@ def _workspace_page(problems: list[str] | None = None, chosen: list[str] | None 
 
 def _safe_next(target: str | None, launch) -> str:
     home = url_for(".dashboard" if launch.is_staff else ".workspace", lt=launch.token)
-    return local_target(target, home)
+    target = local_target(target, home)
+    if "lt=" not in target:  # pages are reached through their launch token
+        target += ("&" if "?" in target else "?") + urlencode({"lt": launch.token})
+    return target
 
 
 @bp.route("/timezone", methods=["GET", "POST"])

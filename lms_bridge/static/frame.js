@@ -74,6 +74,22 @@
       rubric.addEventListener("change", sum);
     }
 
+    // A long <select data-filter> gets a search box that narrows its options (the select works alone too).
+    Array.prototype.forEach.call(document.querySelectorAll("select[data-filter]"), function (select) {
+      var box = document.createElement("input");
+      box.type = "search"; box.id = select.id + "-search"; box.setAttribute("aria-label", select.getAttribute("data-filter"));
+      box.setAttribute("aria-controls", select.id); box.placeholder = select.getAttribute("data-filter");
+      select.parentNode.insertBefore(box, select);
+      box.addEventListener("input", function () {
+        var words = box.value.toLowerCase().replace(/ /g, "_"), first = null;
+        Array.prototype.forEach.call(select.options, function (o) {
+          o.hidden = words !== "" && o.value.toLowerCase().indexOf(words) < 0;
+          if (!o.hidden && !first) first = o;
+        });
+        if (first && select.selectedOptions[0] && select.selectedOptions[0].hidden) first.selected = true;
+      });
+    });
+
     // The browser's zone, sent once when the LMS did not say.
     var tz = document.querySelector("[data-tz-detect]");
     if (tz && window.Intl && window.fetch) {
