@@ -277,3 +277,18 @@ def test_audit_trail_pages_older_entries(app, client, lti):
     older = re.search(r'href="([^"]+)" id="older"', first).group(1).replace("&amp;", "&")
     second = client.get(older).get_data(as_text=True)
     assert second.count("<td>Set a deadline</td>") == 5 and 'id="older"' not in second
+
+
+def test_a_submitted_progress_update_is_read_only_and_the_next_update_starts_empty(app, client, lti):
+    token = lti.launch(user="5")
+    update = {"progress": "Mapped 12 water points", "challenges": "Rain", "next_steps": "Consult DPOs"}
+    post_stage(client, token, "progress_update", update)
+    shown = stage_page(client, token, "progress_update")
+    assert "<textarea" not in shown and "Mapped 12 water points" in shown and 'id="next-update"' in shown
+    blank = stage_page(client, token, "progress_update", edit="1")
+    assert '<textarea id="f_progress" name="progress" maxlength="4000"></textarea>' in blank
+    assert post_stage(client, token, "progress_update", dict(update, progress="Second"),
+                      action="save_draft").status_code == 303
+    sub = status_of(app, stage="progress_update")
+    assert (sub["status"], sub["attempt"]) == ("draft", 2)  # the next update is a new attempt
+    assert "Second</textarea>" in stage_page(client, token, "progress_update")
