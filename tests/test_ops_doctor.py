@@ -311,3 +311,17 @@ def test_outbox_warns_when_the_oldest_pending_job_waits_too_long(used):
                    " WHERE id = ?", [job])
     db.close()
     assert run(used)["outbox"][0] == "WARN"
+
+
+def test_platform_key_set_fails_when_its_only_key_is_too_small(used, monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from lms_bridge.sandbox import platform
+    from lti_config.keys import public_jwk
+
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    monkeypatch.setattr(platform, "jwks", lambda _data_dir: {"keys": [public_jwk(weak, "weak")]})
+    checks = run(used)
+    assert status(checks, ": key set") == "FAIL"
+    assert [v[1] for k, v in checks.items() if k.endswith(": key set")][0].endswith(
+        "no RSA key of 2048 bits or more with a kid")

@@ -187,7 +187,7 @@ def test_each_graded_stage_has_its_own_rubric_starting_from_the_course_default(a
     learner = lti.launch(user="5", activity="project_report")
     post_stage(client, learner, "project_report", {"what_was_done": "Audit", "results": "Good",
                                                    "lessons_learned": "Many", "next_steps": "More",
-                                                   "action_plan": "Scale up"})
+                                                   "action_plan": "Scale up", "library_consent": "none"})
     post_stage(client, learner, data=PLAN)
     pid = q.project_of(db_of(app), SCOPE, "5")["id"]
     report = page(client, f"/app/projects/review/{pid}/project_report", fac)

@@ -45,6 +45,13 @@ SDGS: dict[str, str] = {
     "16": N_("Peace, Justice and Strong Institutions"), "17": N_("Partnerships for the Goals"),
 }
 
+# The library consent asked with the project report (see lms_bridge.practices).
+LIBRARY_CONSENT: dict[str, str] = {
+    "named": N_("Yes, with my name and city"),
+    "anonymous": N_("Yes, anonymised (city and country only)"),
+    "none": N_("No, do not share my project"),
+}
+
 _TARGET = re.compile(r"^(\d{1,2})\.(\d{1,2}|[a-z])$")
 _SEPARATORS = re.compile(r"[,;\s]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -109,6 +116,10 @@ REPORT_FORM = Form("project_report", (
     Field("next_steps", N_("Next steps"), TEXTAREA, max_length=3000),
     Field("action_plan", N_("Action plan"), TEXTAREA, max_length=6000),
     Field("attachment", N_("Report document (optional)"), ATTACHMENT, required=False, max_length=200),
+    Field("library_consent", N_("Share this project in the library of promising practices?"), CHOICE,
+          choices=LIBRARY_CONSENT,
+          help=N_("Later cohorts, facilitators and partner cities learn from shared projects. "
+                  "You can change or withdraw your choice at any time from your workspace.")),
 ))
 
 PRESENTATION_FORM = Form("final_presentation", (

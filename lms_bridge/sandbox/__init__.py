@@ -11,6 +11,8 @@ DEPLOYMENT_ID = "1"
 COURSE_ID = "2"
 COURSE_TITLE = "Blended Learning Course: Localizing Human Rights and SDGs"
 COURSE_LABEL = "BLC2021"
+# Other courses of the same sandbox site (context id -> title, label): `?course=` on a sandbox launch.
+OTHER_COURSES = {"3": ("Blended Learning Course: the next cohort", "BLC2027")}
 LTI_TYPE_ID = "1"
 
 MEMBER = "http://purl.imsglobal.org/vocab/lis/v2/membership#"

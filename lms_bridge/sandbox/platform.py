@@ -16,7 +16,8 @@ from flask import Blueprint, current_app, render_template, request
 from lti_config.keys import public_jwk
 from lti_config.registrations import add_platform
 
-from . import (CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, DEPLOYMENT_ID, LINKS, LTI_TYPE_ID, USERS, issuer)
+from . import (CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, DEPLOYMENT_ID, LINKS, LTI_TYPE_ID, OTHER_COURSES, USERS,
+               issuer)
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="../templates")
 KID = "sandbox-key-1"
@@ -82,6 +83,13 @@ def service_urls(iss: str) -> dict:
             "memberships": f"{iss}/mod/lti/services.php/CourseSection/{COURSE_ID}/bindings/{LTI_TYPE_ID}/memberships"}
 
 
+def _context(course: object) -> dict:
+    if isinstance(course, str) and course in OTHER_COURSES:
+        title, label = OTHER_COURSES[course]
+        return {"id": course, "label": label, "title": title, "type": ["CourseSection"]}
+    return {"id": COURSE_ID, "label": COURSE_LABEL, "title": COURSE_TITLE, "type": ["CourseSection"]}
+
+
 def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: dict, now: int | None = None) -> dict:
     """An id_token payload shaped like Moodle 4.5's (see tests/fixtures/moodle/lti/id_token-*.json)."""
     user = USERS.get(str(user_id))
@@ -95,7 +103,7 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
         C + "deployment_id": DEPLOYMENT_ID, C + "target_link_uri": tool_url + "/lti/launch", "sub": user.id,
         C + "lis": {"person_sourcedid": "", "course_section_sourcedid": COURSE_LABEL},
         C + "roles": list(user.roles),
-        C + "context": {"id": COURSE_ID, "label": COURSE_LABEL, "title": COURSE_TITLE, "type": ["CourseSection"]},
+        C + "context": _context(hint.get("course")),
         C + "message_type": mtype,
         "given_name": user.given, "family_name": user.family, "name": user.name, "email": user.email,
         C + "ext": {"user_username": user.username, "lms": "moodle-2"},
@@ -173,7 +181,7 @@ def auth():
 
 
 def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype: str = "LtiResourceLinkRequest",
-                      for_user: str | None = None, lang: str | None = None) -> dict:
+                      for_user: str | None = None, lang: str | None = None, course: str | None = None) -> dict:
     """What Moodle auto-POSTs to the tool's login URL (see login-initiation-*.json)."""
     hint = {"type": mtype, "launchid": secrets.token_hex(6)}
     target = tool_url + "/lti/launch"
@@ -184,6 +192,8 @@ def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype:
         hint["for_user"] = for_user
     if lang:  # Moodle sends the user's language as launch_presentation.locale
         hint["lang"] = lang
+    if course:
+        hint["course"] = course
     return {"iss": issuer(tool_url), "target_link_uri": target, "login_hint": user_id,
             "lti_message_hint": json.dumps(hint), "client_id": CLIENT_ID, "lti_deployment_id": DEPLOYMENT_ID}
 
@@ -194,7 +204,8 @@ def start_launch(user_id, rl):
     if user_id not in USERS or rl not in LINKS:
         return render_template("sandbox/refused.html", problems=["unknown user or activity"]), 404
     return render_template("lti/autopost.html", action=tool_url + "/lti/login",
-                           fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang")))
+                           fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang"),
+                                                    course=request.args.get("course")))
 
 
 @bp.get("/deep-link/<user_id>")
