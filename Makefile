@@ -12,11 +12,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+# Reinstall only when pyproject.toml changed since the last install (the stamp file records it).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
 
-install-test: $(BIN)/python
+install: $(VENV)/.installed
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install-test: $(VENV)/.installed-test
 
 # Debian's chromium for the browser tests, installed when missing and we are root.
 chromium:

@@ -57,6 +57,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOW_INSECURE_PLATFORMS", "LMS_BRIDGE_ALLOW_INSECURE", False,
             "Accept plain-HTTP platforms that are not on loopback during dynamic registration (never in production).",
             bool),
+    Setting("RETENTION_DAYS", "LMS_BRIDGE_RETENTION_DAYS", 730,
+            "Days after a course's last activity before the worker removes its personal data (library entries "
+            "published with consent stay, anonymised).", int),
     Setting("LIBRARY_PUBLIC", "LMS_BRIDGE_LIBRARY_PUBLIC", False,
             "Also publish the library of promising practices read-only at /library/public/ (no names of anonymised entries).",
             bool),
