@@ -51,7 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()
     logging.getLogger("lms_bridge").setLevel(logging.INFO)
 
-    from . import db, errors, i18n, main, ops
+    from . import db, errors, i18n, main, ops, security
     from .booking import views as booking_views
     from .lti import deep_linking, views
     from .practices import views as practice_views
@@ -61,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    security.init_app(app)  # same-site check, CSP with nonces, the launch cookie
     i18n.init_app(app)
     ops.init_app(app)
     app.register_blueprint(views.bp)
@@ -72,15 +73,6 @@ def create_app(config: dict | None = None) -> Flask:
         from .sandbox import init_app as init_sandbox
 
         init_sandbox(app)
-
-    @app.after_request
-    def _frame_headers(resp):
-        # The tool lives inside the LMS iframe: allow framing, but keep pages out of shared caches.
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        if resp.mimetype == "text/html":
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
 
     return app
 

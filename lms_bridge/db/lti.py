@@ -168,6 +168,11 @@ def get_launch(db, launch_id: str) -> dict | None:
     return row
 
 
+def touch_launch(db, launch_id: str, expires_at: str) -> None:
+    """An active launch lives on (idle lifetime); never shortened."""
+    _write(db, "UPDATE launches SET expires_at = ? WHERE id = ? AND expires_at < ?", [expires_at, launch_id, expires_at])
+
+
 def set_launch_timezone(db, launch_id: str, tz: str) -> None:
     _write(db, "UPDATE launches SET timezone = ? WHERE id = ?", [tz, launch_id])
 
