@@ -80,6 +80,12 @@ def cached_keyset(db, platform_id: int) -> tuple[dict, object] | None:
     return (json.loads(row["jwks"]), parse_ts(row["fetched_at"])) if row else None
 
 
+def cached_keyset_text(db, platform_id: int) -> tuple[str, str] | None:
+    """The cached key set as stored (JSON text, fetched-at timestamp): parsed by the caller once per text."""
+    row = one(db, "SELECT jwks, fetched_at FROM platform_keysets WHERE platform_id = ?", [platform_id])
+    return (row["jwks"], row["fetched_at"]) if row else None
+
+
 def store_keyset(db, platform_id: int, jwks: dict) -> None:
     _write(db, "INSERT INTO platform_keysets (platform_id, jwks, fetched_at) VALUES (?,?,?)"
                " ON CONFLICT(platform_id) DO UPDATE SET jwks = excluded.jwks, fetched_at = excluded.fetched_at",
@@ -141,24 +147,24 @@ def use_nonce(db, issuer: str, nonce: str, expires_at) -> bool:
     return True
 
 
-def purge_expired(db) -> None:
-    now = ts()
-    with write_transaction(db):
-        db.execute("DELETE FROM oidc_states WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM used_nonces WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM launches WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM access_tokens WHERE expires_at < ?", [now])
-
-
 # --- launches -----------------------------------------------------------------------------
 def save_launch(db, launch: dict) -> None:
     from ..lti.identity import clean_email, clean_name
 
     row = dict(launch, claims=json.dumps(launch["claims"]), user_email=clean_email(launch.get("user_email")),
                user_name=clean_name(launch.get("user_name")), context_title=clean_name(launch.get("context_title")))
+    if row["role"] not in ("facilitator", "admin") and is_course_expert(db, row):
+        row["role"] = launch["role"] = "expert"  # a facilitator made this member an expert of the course
     cols = ", ".join(row)
     _write(db, f"INSERT INTO launches ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
+
+
+def is_course_expert(db, launch: dict) -> bool:
+    """An active expert of the launch's course (booking_experts: unique per course and user)."""
+    return one(db, "SELECT 1 AS yes FROM booking_experts WHERE platform_id = ? AND deployment_id = ?"
+                   " AND context_id = ? AND user_id = ? AND active = 1",
+               [launch["platform_id"], launch["deployment_id"], launch["context_id"], launch["user_id"]]) is not None
 
 
 def get_launch(db, launch_id: str) -> dict | None:

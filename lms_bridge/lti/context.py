@@ -19,6 +19,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from ..db import get_db, ts, utcnow
 from ..db import lti as q
 from ..errors import LaunchExpired, NotAuthorized
+from ..i18n import gettext as _
 
 STAFF = ("facilitator", "admin")
 
@@ -70,10 +71,22 @@ def _signer() -> TimestampSigner:
     return _signer_for(current_app.config["SECRET_KEY"])
 
 
+class _KeptKeySigner(TimestampSigner):
+    """Derives its HMAC key once, not for every token it signs or checks."""
+
+    def derive_key(self, secret_key=None) -> bytes:
+        if secret_key is not None:
+            return super().derive_key(secret_key)
+        key = self.__dict__.get("_derived")
+        if key is None:
+            key = self._derived = super().derive_key()
+        return key
+
+
 @functools.lru_cache(maxsize=8)
 def _signer_for(secret_key: str) -> TimestampSigner:
     # The launch id is already URL-safe text: sign it as it is (no JSON, no compression).
-    return TimestampSigner(secret_key, salt="lms-bridge-launch", digest_method=hashlib.sha256)
+    return _KeptKeySigner(secret_key, salt="lms-bridge-launch", digest_method=hashlib.sha256)
 
 
 def issue_token(launch_id: str) -> str:
@@ -160,6 +173,11 @@ def requires_launch(*roles: str):
         def inner(*args, **kwargs):
             launch = current_launch()
             if roles and launch.role not in roles:
+                if launch.role == "expert":
+                    raise NotAuthorized(_("You take part in this course as an expert: you can open the "
+                                          "consultation pages for experts (your profile, availability and "
+                                          "consultations), not grading, exports, rubrics or learners' projects."),
+                                        code="expert_only")
                 raise NotAuthorized("This page is for " + " or ".join(roles) + "s of the course.")
             return view(*args, **kwargs)
         return inner

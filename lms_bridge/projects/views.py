@@ -11,6 +11,7 @@ from .. import activities
 from ..bounds import clamp_page
 from ..db import get_db, ts, utcnow
 from ..db import lti as lq
+from ..db import dashboard as dq
 from ..db import projects as q
 from ..errors import BridgeError, NotAuthorized, NotFound
 from ..i18n import _, lazy_gettext, ngettext
@@ -312,14 +313,16 @@ def dashboard():
     country = request.args.get("country") or ""
     page = clamp_page(request.args.get("page") or 1)
     stages = list(STAGE_KEYS)
-    query = dict(stage=stage if stage in STAGES else None, status=status, country=country or None)
-    rows, total, counts = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(), **query,
-                                      page=page, per_page=PER_PAGE)
+    after, before = request.args.get("after") or None, request.args.get("before") or None
+    query = dict(stage=stage if stage in STAGES else None, status=status, country=country or None,
+                 per_page=PER_PAGE, after=after, before=before)
+    rows, total, counts = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(), page=page, **query)
     pages = max(1, -(-total // PER_PAGE))
     if page > pages:  # an old link past the last page shows the last page, never "Page 2 of 1"
         page = pages
-        rows, total, counts = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(), **query,
-                                          page=page, per_page=PER_PAGE)
+        query.update(after=None, before=None)
+        rows, total, counts = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(), page=page,
+                                          **query)
     return render_template("projects/dashboard.html", launch=launch, rows=rows, total=total, counts=counts,
                            stages=stages, STAGES=STAGES, page=page, pages=pages, stage=stage, status=status,
                            country=country, countries=q.countries(db, launch.scope),
@@ -334,7 +337,7 @@ def export_csv():
     Grades not yet released say so: "93.33 (In marking)"."""
     launch, db = current_launch(), get_db()
     stages = list(STAGE_KEYS)
-    rows, _total, _c = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(), per_page=10 ** 9)
+    rows = dq.grid(db, launch.scope, stages, _due_map(db, launch.scope), ts())
 
     def grade(r, i, key):
         value = r[f"grade_{i}"]

@@ -51,6 +51,7 @@ class Delivery:
     platform: dict
     signer: object
     timeout: float = 15
+    worker_id: str | None = None  # whose outbox lease a line-item claim is tied to
     on_delivered: list = field(default_factory=list)  # run in the transaction that marks the job delivered
     _moodle: MoodleClient | None = field(default=None, repr=False)
 
@@ -91,10 +92,10 @@ def explain(exc: Exception) -> Exception:
 
 # --- AGS scores ------------------------------------------------------------------------------
 _LINEITEM_LOCK = threading.Lock()
-LINEITEM_CLAIM_STALE = timedelta(minutes=2)  # longer than any HTTP timeout of the find-or-create calls
+LINEITEM_CLAIM_STALE = timedelta(minutes=2)  # for a claim not tied to an outbox job's lease
 
 
-def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict) -> str:
+def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, job_id: int | None = None) -> str:
     """Cached per (lineitems URL, resourceId, tag). Found or created by one worker at a time: a process lock
     for this process's threads and a claim row for other processes. Neither is the database write lock,
     which must not be held over HTTP: the LMS may be this very app (the sandbox), writing while we wait."""
@@ -107,7 +108,8 @@ def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict) -> str:
         url = cache.get_lineitem(d.db, *key)
         if url:
             return url
-        if not cache.claim_lineitem(d.db, *key, stale_after=LINEITEM_CLAIM_STALE):
+        if not cache.claim_lineitem(d.db, *key, stale_after=LINEITEM_CLAIM_STALE, job_id=job_id,
+                                    worker_id=d.worker_id):
             raise Retry("another worker process is finding or creating this line item", retry_after=2)
         try:
             item = client.find_or_create_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
@@ -138,7 +140,7 @@ def _send_timestamp(d: Delivery, job: dict) -> datetime:
 def ags_score(d: Delivery, job: dict) -> str | None:
     p = job["payload"]
     client = d.ags()
-    url = _lineitem_url(d, client, p)
+    url = _lineitem_url(d, client, p, job["id"])
     stamp = _send_timestamp(d, job)
     if job.get("order_key"):
         d.on_delivered.append(lambda: cache.set_score_sent(d.db, job["order_key"], job["id"], stamp.isoformat()))
