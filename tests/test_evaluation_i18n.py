@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from lms_bridge.db import evaluation as eq
 from lms_bridge.evaluation.grades import cartridge_tests
 from lms_bridge.projects.forms import COUNTRIES
-from lms_bridge.sandbox import seed_demo
+from lms_bridge.sandbox import COURSE_TITLE, seed_demo
 
 DATA = re.compile(r"^[\s\d.,:;%+\-–…()/·|=—\[\]]*$")
 DATE = re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}$")  # Babel's English dates (en_XA formats as English)
@@ -61,7 +61,7 @@ def test_evaluation_pages_in_the_pseudo_locale_have_no_unmarked_text(app, client
     names |= {json.loads(r["data"]).get("indicators", "") for r in db.query("SELECT data FROM submissions")}
     round_id = eq.rounds(db, (1, "1", "2"))[0]["id"]
     data = names | {"Pre-test: what do you know already?", "Post-test: what have you learned?", "n=", "(n=",
-                    "Europe/Stockholm", "Asia/Jakarta"} | set(COUNTRIES.values()) | set(cartridge_tests().module_titles.values())
+                    "Europe/Stockholm", "Asia/Jakarta", COURSE_TITLE} | set(COUNTRIES.values()) | set(cartridge_tests().module_titles.values())
     pages = [(staff, "/app/evaluation/gain"), (staff, "/app/evaluation/tracer"),
              (staff, "/app/evaluation/tracer/questions"), (staff, f"/app/evaluation/tracer/{round_id}"),
              (learner, "/app/evaluation/profile"), (learner, f"/app/evaluation/survey/{round_id}")]
