@@ -108,10 +108,8 @@ def _headers(resp):
     from .lti.context import set_launch_cookie
 
     set_launch_cookie(resp)
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
-    if resp.mimetype == "text/html":
-        resp.headers.setdefault("Cache-Control", "no-store")
+    # nosniff, no-referrer and no-store come with every response (lms_bridge.ToolResponse)
+    if resp.headers.get("Content-Type", "").startswith("text/html"):
         if "Content-Security-Policy" not in resp.headers:
             nonce = g.get("csp_nonce")
             script = f"script-src 'self' 'nonce-{nonce}'" if nonce else "script-src 'self'"
