@@ -72,6 +72,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from . import db, errors, i18n, main, ops, security
     from .booking import views as booking_views
+    from .evaluation import views as evaluation_views
     from .lti import deep_linking, views
     from .practices import views as practice_views
     from .privacy import views as privacy_views
@@ -86,7 +87,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(main.bp)
-    for workflow in (project_views, booking_views, sync_views, practice_views, privacy_views):
+    for workflow in (project_views, booking_views, sync_views, practice_views, privacy_views, evaluation_views):
         workflow.init_app(app)
     if app.config["SANDBOX_ENABLED"]:
         from .sandbox import init_app as init_sandbox
