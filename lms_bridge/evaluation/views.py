@@ -103,7 +103,7 @@ def attempts_message(note: str | None) -> str | None:
 def gain_report():
     launch, db = current_launch(), get_db()
     q.ensure_settings(db, launch.scope)
-    data = report.learning_gain(db, launch.scope, _int("page", 1))
+    data = report.learning_gain(db, launch.scope, _int("page", 1), fmt=signed)
     settings = q.settings(db, launch.scope)
     pre, post = grades.pick_tests(settings["quiz_items"], settings["pre_item_id"], settings["post_item_id"])
     zone = zone_of(launch)
