@@ -13,6 +13,7 @@ from ..i18n import gettext, lazy_gettext as N_
 
 CHOICE, MULTI, TEXT, NUMBER = "choice", "multi", "text", "number"
 KINDS = (CHOICE, MULTI, TEXT, NUMBER)
+KIND_LABELS = {TEXT: N_("Text"), CHOICE: N_("One choice"), MULTI: N_("Several choices"), NUMBER: N_("A number")}
 REMINDER_DAYS = (7, 14)  # after the invitation: one week, two weeks
 MAX_TEXT = 4000
 MAX_QUESTIONS = 30
