@@ -4,13 +4,20 @@ import re
 from dataclasses import dataclass, field
 from numbers import Real
 
+from ..i18n import N_, _
+
 
 class InvalidRubric(ValueError):
     """A rubric definition that cannot be used for marking."""
 
 
 class InvalidRubricSelection(ValueError):
-    """Marking that misses a criterion or picks a level the rubric does not have."""
+    """Marking that misses a criterion or picks a level the rubric does not have; `criteria` maps each
+    criterion id at fault to its message, so the marking form can mark it."""
+
+    def __init__(self, message: str, criteria: dict[str, str] | None = None):
+        super().__init__(message)
+        self.criteria = criteria or {}
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ def validate_rubric(rubric: Rubric) -> Rubric:
 
 def score(rubric: Rubric, selections: dict[str, str]) -> tuple[float, float]:
     """(total, maximum) for one level chosen per criterion; every criterion must be marked."""
-    problems = []
+    problems, at_fault = [], {}
     known = {c.id for c in rubric.criteria}
     for unknown in sorted(set(selections) - known):
         problems.append(f"The rubric has no criterion {unknown!r}.")
@@ -90,16 +97,29 @@ def score(rubric: Rubric, selections: dict[str, str]) -> tuple[float, float]:
     for c in rubric.criteria:
         chosen = selections.get(c.id)
         if chosen is None or chosen == "":
-            problems.append(f"Choose a level for “{c.title}”.")
+            at_fault[c.id] = _("Choose a level for “%(criterion)s”.", criterion=c.title)
+            problems.append(at_fault[c.id])
             continue
         level = next((lv for lv in c.levels if lv.id == chosen), None)
         if level is None:
-            problems.append(f"“{c.title}” has no level {chosen!r}.")
+            at_fault[c.id] = _("“%(criterion)s” has no level %(level)s.", criterion=c.title, level=repr(chosen))
+            problems.append(at_fault[c.id])
             continue
         total += level.points
     if problems:
-        raise InvalidRubricSelection(" ".join(problems))
+        raise InvalidRubricSelection(" ".join(problems), at_fault)
     return total, rubric.max_points
+
+
+def chosen_levels(rubric: Rubric, selections: dict[str, str]) -> list[dict]:
+    """Per criterion the level chosen (or None), with points: what the learner's feedback shows."""
+    rows = []
+    for c in rubric.criteria:
+        level = next((lv for lv in c.levels if lv.id == (selections or {}).get(c.id)), None)
+        rows.append({"criterion": c.title, "description": c.description, "level": level and level.title,
+                     "level_description": level and level.description, "points": level and level.points,
+                     "max": c.max_points})
+    return rows
 
 
 def to_dict(rubric: Rubric) -> dict:
@@ -241,41 +261,41 @@ def from_draft(draft: dict) -> Rubric:
 
 
 def _levels(*descriptions: str) -> tuple[Level, ...]:
-    titles = ("Not evident", "Emerging", "Developing", "Strong")
+    titles = (N_("Not evident"), N_("Emerging"), N_("Developing"), N_("Strong"))
     ids = ("not_evident", "emerging", "developing", "strong")
     return tuple(Level(i, t, p, d) for p, (i, t, d) in enumerate(zip(ids, titles, descriptions)))
 
 
-DEFAULT_RUBRIC = validate_rubric(Rubric(title="Course project (HRBA and SDGs)", criteria=(
-    Criterion("hrba_principles", "HRBA principles applied",
-              "Participation and inclusion, transparency and accountability, equality and "
-              "non-discrimination shape the project, not only its wording.",
-              _levels("Principles are not mentioned.",
-                      "Principles are named but do not shape the activities.",
-                      "Some principles shape the activities.",
-                      "All three principles shape design, delivery and follow-up.")),
-    Criterion("sdg_linkage", "SDG linkage",
-              "The project is linked to relevant SDGs and targets, and explains the link.",
-              _levels("No SDG link.",
-                      "Goals are listed without explanation.",
-                      "Goals and targets are relevant and partly explained.",
-                      "Goals and targets are precise and the contribution is explained.")),
-    Criterion("participation", "Participation of affected groups",
-              "Rights holders and vulnerable groups take part in planning, delivery and review.",
-              _levels("Affected groups are not identified.",
-                      "Affected groups are identified but only informed.",
-                      "Affected groups are consulted at some steps.",
-                      "Affected groups take part in decisions from planning to evaluation.")),
-    Criterion("feasibility", "Feasibility",
-              "Activities, timeline, stakeholders and resources are realistic for the local government.",
-              _levels("No workable plan.",
-                      "Activities are vague or unrealistic.",
-                      "Mostly realistic, with gaps in timeline or resources.",
-                      "Realistic, with responsibilities, timeline, resources and risks addressed.")),
-    Criterion("indicators", "Quality of indicators",
-              "Indicators of success are measurable, disaggregated where relevant and tied to the goals.",
-              _levels("No indicators.",
-                      "Indicators are vague or not measurable.",
-                      "Measurable indicators for some results.",
-                      "Measurable, disaggregated indicators for every expected result.")),
+DEFAULT_RUBRIC = validate_rubric(Rubric(title=N_("Course project (HRBA and SDGs)"), criteria=(
+    Criterion("hrba_principles", N_("HRBA principles applied"),
+              N_("Participation and inclusion, transparency and accountability, equality and "
+              "non-discrimination shape the project, not only its wording."),
+              _levels(N_("Principles are not mentioned."),
+                      N_("Principles are named but do not shape the activities."),
+                      N_("Some principles shape the activities."),
+                      N_("All three principles shape design, delivery and follow-up."))),
+    Criterion("sdg_linkage", N_("SDG linkage"),
+              N_("The project is linked to relevant SDGs and targets, and explains the link."),
+              _levels(N_("No SDG link."),
+                      N_("Goals are listed without explanation."),
+                      N_("Goals and targets are relevant and partly explained."),
+                      N_("Goals and targets are precise and the contribution is explained."))),
+    Criterion("participation", N_("Participation of affected groups"),
+              N_("Rights holders and vulnerable groups take part in planning, delivery and review."),
+              _levels(N_("Affected groups are not identified."),
+                      N_("Affected groups are identified but only informed."),
+                      N_("Affected groups are consulted at some steps."),
+                      N_("Affected groups take part in decisions from planning to evaluation."))),
+    Criterion("feasibility", N_("Feasibility"),
+              N_("Activities, timeline, stakeholders and resources are realistic for the local government."),
+              _levels(N_("No workable plan."),
+                      N_("Activities are vague or unrealistic."),
+                      N_("Mostly realistic, with gaps in timeline or resources."),
+                      N_("Realistic, with responsibilities, timeline, resources and risks addressed."))),
+    Criterion("indicators", N_("Quality of indicators"),
+              N_("Indicators of success are measurable, disaggregated where relevant and tied to the goals."),
+              _levels(N_("No indicators."),
+                      N_("Indicators are vague or not measurable."),
+                      N_("Measurable indicators for some results."),
+                      N_("Measurable, disaggregated indicators for every expected result."))),
 )))
