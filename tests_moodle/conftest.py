@@ -50,7 +50,7 @@ class Tool:
 
     def cli(self, *args, check=True) -> subprocess.CompletedProcess:
         result = subprocess.run([str(BIN / "lms-bridge"), *args], env=self.env, text=True, capture_output=True,
-                                timeout=120)
+                                timeout=120, cwd=self.dir)
         if check and result.returncode != 0:
             raise AssertionError(f"lms-bridge {' '.join(args)} exited {result.returncode}: {result.stderr}{result.stdout}")
         return result
@@ -58,7 +58,7 @@ class Tool:
     def start(self, name: str, *args) -> None:
         with open(self.dir / f"{name}.log", "ab") as out:
             self.procs[name] = subprocess.Popen([str(BIN / "lms-bridge"), *args], env=self.env, stdout=out,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+                                                stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir)
 
     def up(self) -> None:
         if self.dir.exists():
@@ -92,6 +92,16 @@ class Tool:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    # A CI timeout sends SIGTERM: turn it into an interrupt so the fixtures still stop Apache, PostgreSQL
+    # and the tool's processes.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")
