@@ -238,6 +238,58 @@ def package_build(out, tool_url):
     click.echo(f"wrote {path}")
 
 
+def _chosen_platforms(db, issuer: str | None, client_id: str | None) -> list[dict]:
+    """Every platform, or those of one issuer, or the one with that client id; unknown ones are an error."""
+    from .db import lti as q
+
+    rows = [r for r in q.list_platforms(db) if (issuer is None or r["issuer"] == issuer)
+            and (client_id is None or r["client_id"] == client_id)]
+    if not rows and (issuer or client_id):
+        raise click.ClickException(f"no platform with issuer {issuer or 'any'} and client id {client_id or 'any'}")
+    return rows
+
+
+@main.group()
+def lineitems():
+    """The tool's gradebook columns in the LMS."""
+
+
+@lineitems.command("twins")
+@click.option("--issuer", default=None, help="Only this platform (Moodle site).")
+@click.option("--client-id", default=None, help="Only this registration of the issuer.")
+@click.option("--resend", is_flag=True, help="Queue the released grades again for the activities' own columns.")
+def lineitems_twins(issuer, client_id, resend):
+    """Find second gradebook columns the tool created beside an activity's own column, and say what to do."""
+    from lti_config.keys import signer
+
+    from .clients import LtiServiceError
+    from .sync import twins as tw
+
+    app = _app()
+    prepare(app)
+    db = _db(app)
+    found = []
+    try:
+        for platform in _chosen_platforms(db, issuer, client_id):
+            found += tw.find(db, app.extensions["lms_bridge_http"], signer(db, app.config["DATA_DIR"]), platform)
+    except LtiServiceError as e:
+        raise click.ClickException(str(e)) from None
+    if not found:
+        click.echo("no twin columns: every grade goes to its activity's own column")
+        return
+    for twin in found:
+        click.echo(twin.line())
+    if resend:
+        click.echo(f"queued {tw.resend(db, found)} grades for the activities' own columns; run the worker, check "
+                   "them in the gradebook, then delete each twin column in Moodle (Grades > Gradebook setup > "
+                   "the column's Edit menu > Delete)")
+    else:
+        click.echo("to repair: `lms-bridge lineitems twins --resend` queues the released grades for each activity's "
+                   "own column; once the worker has sent them, delete each twin column in Moodle (Grades > "
+                   "Gradebook setup > the column's Edit menu > Delete). A twin whose activity has no own column yet "
+                   "is repaired after a learner or teacher opens that activity once.")
+
+
 @main.command()
 @click.option("--issuer", required=True)
 @click.option("--context", "context_id", required=True, help="The LTI context (Moodle course) id.")

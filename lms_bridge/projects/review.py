@@ -79,6 +79,7 @@ def _score_jobs(db, scope, stage: str, sub: dict, users: list[str]) -> int:
         if links["lineitems_url"]:
             outbox.enqueue(db, platform_id=scope[0], kind="ags_score", payload={
                 "lineitems_url": links["lineitems_url"], "resource_id": stage, "tag": SCORE_TAG, "label": label,
+                "context_id": scope[2], "resource_link_id": links["links"].get(stage),
                 "score_maximum": maximum or 100, "user_id": uid, "score_given": sub["grade"],
                 "comment": sub["feedback"] or "", "timestamp": _score_time(db, scope, stage, uid),
                 "grading_progress": "FullyGraded", "activity_progress": "Completed"},

@@ -94,12 +94,25 @@ _LINEITEM_LOCK = threading.Lock()
 LINEITEM_CLAIM_STALE = timedelta(minutes=2)  # longer than any HTTP timeout of the find-or-create calls
 
 
-def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict) -> str:
-    """Cached per (lineitems URL, resourceId, tag). Found or created by one worker at a time: a process lock
-    for this process's threads and a claim row for other processes. Neither is the database write lock,
-    which must not be held over HTTP: the LMS may be this very app (the sandbox), writing while we wait."""
+def score_context(job: dict) -> str | None:
+    """The course of a score job; jobs queued before payloads named it carry it in `score:{pid}:{ctx}:...`."""
+    if job["payload"].get("context_id"):
+        return str(job["payload"]["context_id"])
+    parts = (job.get("order_key") or "").split(":")
+    return parts[2] if len(parts) >= 5 and parts[0] == "score" else None
+
+
+def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, context: str | None = None) -> str:
+    """The activity's own column: the `lineitem` its launches named; else found (by resource link and
+    resourceId) or created once, cached per (lineitems URL, resourceId, link). Found or created by one worker
+    at a time: a process lock for this process's threads and a claim row for other processes. Neither is the
+    database write lock, which must not be held over HTTP: the LMS may be this very app (the sandbox)."""
     pid = d.platform["id"]
-    key = (pid, p["lineitems_url"], p["resource_id"], p["tag"])
+    link = p.get("resource_link_id")
+    own = cache.own_lineitem(d.db, pid, context, link, p["resource_id"])
+    if own:
+        return own
+    key = (pid, p["lineitems_url"], p["resource_id"], f"link:{link}" if link else "resource")
     url = cache.get_lineitem(d.db, *key)
     if url:
         return url
@@ -110,8 +123,8 @@ def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict) -> str:
         if not cache.claim_lineitem(d.db, *key, stale_after=LINEITEM_CLAIM_STALE):
             raise Retry("another worker process is finding or creating this line item", retry_after=2)
         try:
-            item = client.find_or_create_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
-                                                   p["score_maximum"], p["resource_id"], p["tag"])
+            item = client.find_or_create_activity_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
+                                                            p["score_maximum"], p["resource_id"], link, p["tag"])
             url = item["id"]
             cache.set_lineitem(d.db, *key, url)
         finally:
@@ -138,7 +151,7 @@ def _send_timestamp(d: Delivery, job: dict) -> datetime:
 def ags_score(d: Delivery, job: dict) -> str | None:
     p = job["payload"]
     client = d.ags()
-    url = _lineitem_url(d, client, p)
+    url = _lineitem_url(d, client, p, score_context(job))
     stamp = _send_timestamp(d, job)
     if job.get("order_key"):
         d.on_delivered.append(lambda: cache.set_score_sent(d.db, job["order_key"], job["id"], stamp.isoformat()))

@@ -38,6 +38,26 @@ def _scaled(result: dict, maximum: float) -> float | None:
     return round(float(result["resultScore"]) * maximum / result_max, 5)
 
 
+def activity_column(db, client, platform_id: int, job: dict, context_id: str) -> str | None:
+    """The same column the score job writes to (the one the activity's launches name), never a twin."""
+    p, link = job["payload"], job["payload"].get("resource_link_id")
+    url = (cache.own_lineitem(db, platform_id, p.get("context_id") or context_id, link, p["resource_id"])
+           or cache.get_lineitem(db, platform_id, p["lineitems_url"], p["resource_id"],
+                                 f"link:{link}" if link else "resource"))
+    if url is None:
+        if link:
+            items = [i for i in client.list_line_items(p["lineitems_url"], resource_link_id=str(link))
+                     if str(i.get("resourceLinkId") or "") == str(link)]
+            pick = items[0] if len(items) == 1 else next((i for i in items if i.get("resourceId") == p["resource_id"]),
+                                                         None)
+        else:
+            items = [i for i in client.list_line_items(p["lineitems_url"], resource_id=p["resource_id"])
+                     if i.get("resourceId") == p["resource_id"]]
+            pick = next((i for i in items if i.get("resourceLinkId")), items[0] if items else None)
+        url = pick["id"] if pick else None
+    return url
+
+
 def reconcile(db, session, signer, *, issuer: str, context_id: str) -> list[Difference]:
     platform = q.find_platform(db, issuer)
     if platform is None:
@@ -48,10 +68,7 @@ def reconcile(db, session, signer, *, issuer: str, context_id: str) -> list[Diff
     differences = []
     for job in released:
         p = job["payload"]
-        url = cache.get_lineitem(db, platform["id"], p["lineitems_url"], p["resource_id"], p["tag"])
-        if url is None:
-            items = client.list_line_items(p["lineitems_url"], resource_id=p["resource_id"])
-            url = next((i["id"] for i in items if i.get("tag") == p["tag"]), None)
+        url = activity_column(db, client, platform["id"], job, context_id)
         results = {}
         if url is not None:
             if url not in results_by_item:
