@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: demo test install install-test chromium clean
+.PHONY: demo test install install-test chromium clean i18n-extract i18n-update i18n-compile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,17 @@ test: install-test chromium
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Translations (Babel): extract marked strings, merge them into every language, compile the .mo files.
+# The .po and .mo files are committed; messages.pot and the en_XA pseudo-locale are generated.
+# tests/test_i18n.py fails when a catalogue misses a string, has a fuzzy one, or its .mo is stale.
+I18N := lms_bridge/translations
+i18n-extract: install
+	$(BIN)/python -m lms_bridge.i18n_tools extract
+
+i18n-update: i18n-extract
+	$(BIN)/pybabel -q update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete --no-location
+
+i18n-compile: i18n-extract
+	$(BIN)/python -m lms_bridge.i18n_tools pseudo
+	$(BIN)/pybabel -q compile -d $(I18N) --statistics

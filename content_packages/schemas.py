@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lxml import etree
 
+# The IMS CC 1.1 schemas as Moodle 4.5 ships them for its importer (see xsd/README.md).
+SCHEMA_DIR = Path(__file__).resolve().parent / "xsd" / "cc11"
 MANIFEST = "imsmanifest.xml"
 CP_NS = "http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1"
 ENTRY_SCHEMAS = {
@@ -28,7 +30,7 @@ def _schema(schema_dir: Path, name: str) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(path)))
 
 
-def validate_cartridge(path: Path | str, schema_dir: Path | str) -> list[str]:
+def validate_cartridge(path: Path | str, schema_dir: Path | str = SCHEMA_DIR) -> list[str]:
     """Validate the manifest and every QTI, LTI and discussion file; return the checked names or raise."""
     schemas: dict[str, etree.XMLSchema] = {}
 

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from flask import url_for
 
+from .i18n import N_
+
 # activity key -> (title, score maximum or None when the activity is not graded)
 CATALOGUE = {
-    "project_plan": ("Course project: project plan", 100),
-    "project_report": ("Course project: project report", 100),
-    "final_presentation": ("Course project: final presentation", 100),
-    "consultations": ("Expert consultations", None),
+    "project_plan": (N_("Course project: project plan"), 100),
+    "project_report": (N_("Course project: project report"), 100),
+    "final_presentation": (N_("Course project: final presentation"), 100),
+    "consultations": (N_("Expert consultations"), None),
 }
 DESCRIPTIONS = {
-    "project_plan": "Submit the plan for your course project in your city; facilitators review and grade it.",
-    "project_report": "Report what your project did, its results against your indicators, and your action plan.",
-    "final_presentation": "Upload the slides you present at the closing workshop.",
-    "consultations": "Book an online consultation with a human rights expert.",
+    "project_plan": N_("Submit the plan for your course project in your city; facilitators review and grade it."),
+    "project_report": N_("Report what your project did, its results against your indicators, and your action plan."),
+    "final_presentation": N_("Upload the slides you present at the closing workshop."),
+    "consultations": N_("Book an online consultation with a human rights expert."),
 }
 _ENDPOINTS: dict[str, str] = {}
 

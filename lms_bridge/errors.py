@@ -6,6 +6,8 @@ import logging
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .i18n import N_, gettext
+
 log = logging.getLogger("lms_bridge")
 
 
@@ -14,7 +16,7 @@ class BridgeError(Exception):
 
     status = 400
     code = "bad_request"
-    title = "Request refused"
+    title = N_("Request refused")
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
         super().__init__(message)
@@ -28,31 +30,31 @@ class BridgeError(Exception):
 class LaunchError(BridgeError):
     """An LTI login or launch failed validation; `code` names the reason (logged without personal data)."""
 
-    title = "This launch could not be accepted"
+    title = N_("This launch could not be accepted")
 
 
 class NotAuthorized(BridgeError):
     status = 403
     code = "forbidden"
-    title = "Not allowed"
+    title = N_("Not allowed")
 
 
 class LaunchExpired(BridgeError):
     status = 401
     code = "launch_expired"
-    title = "Your session in this tool has expired"
+    title = N_("Your session in this tool has expired")
 
 
 class NotFound(BridgeError):
     status = 404
     code = "not_found"
-    title = "Not found"
+    title = N_("Not found")
 
 
 class Conflict(BridgeError):
     status = 409
     code = "conflict"
-    title = "Already changed"
+    title = N_("Already changed")
 
 
 def wants_json() -> bool:
@@ -65,7 +67,9 @@ def wants_json() -> bool:
 def error_response(status: int, code: str, title: str, message: str):
     if wants_json():
         return jsonify({"ok": False, "error": code, "title": title, "message": message, "status": status}), status
-    return render_template("error.html", status=status, code=code, title=title, message=message), status
+    # Titles and fixed messages are marked where they are defined; translate them for the reader here.
+    return render_template("error.html", status=status, code=code, title=gettext(title),
+                           message=gettext(message) if message else message), status
 
 
 def init_app(app):
@@ -83,5 +87,5 @@ def init_app(app):
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
         log.exception("unexpected error on %s", request.path)
-        return error_response(500, "internal_error", "Something went wrong",
-                              "The tool hit an unexpected problem. Nothing you submitted was lost; please try again.")
+        return error_response(500, "internal_error", N_("Something went wrong"),
+                              N_("The tool hit an unexpected problem. Nothing you submitted was lost; please try again."))

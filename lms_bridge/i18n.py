@@ -1,7 +1,9 @@
 """Translations: gettext for Python and Jinja, Babel for dates and numbers in the viewer's locale.
 
-The request's locale lives on `g.locale` (set from the launch, `?lang=` or Accept-Language); outside a
-request, and for strings built for someone else (a Moodle message to a learner), pass `locale=` explicitly.
+The locale of a request comes from `?lang=` (the switcher, remembered with the launch), then the
+launch (what the person chose before, else the LTI `launch_presentation.locale` the LMS sent), then
+`Accept-Language`, then English. Strings built for someone else (a Moodle message to a learner) pass
+`locale=` explicitly.
 """
 from __future__ import annotations
 
@@ -9,11 +11,28 @@ from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
+from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 
 TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 DEFAULT_LOCALE = "en"
+# The interface languages, each named in itself for the switcher; `en_XA` is the test pseudo-locale.
+LANGUAGES = {
+    "en": "English",
+    "id": "Bahasa Indonesia",
+    "fil": "Filipino",
+    "ms": "Bahasa Melayu",
+    "ne": "नेपाली",
+    "bn": "বাংলা",
+    "si": "සිංහල",
+    "ta": "தமிழ்",
+    "dv": "ދިވެހި",
+    "ko": "한국어",
+}
+PSEUDO_LOCALE = "en_XA"
+RTL = frozenset({"dv"})
+LAUNCH_LOCALE_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/launch_presentation"
 
 
 @lru_cache(maxsize=None)
@@ -24,10 +43,54 @@ def translations(locale: str) -> NullTranslations:
     return Translations.load(str(TRANSLATIONS_DIR), [locale], domain="messages")
 
 
+def normalize(code: object, *, allow_pseudo: bool = True) -> str | None:
+    """Map what an LMS or browser sends ('id', 'en-US', 'ko_KR', 'fil_PH', 'EN') to a supported locale."""
+    if not isinstance(code, str) or not code or len(code) > 35:
+        return None
+    code = code.strip().replace("-", "_")
+    if allow_pseudo and code.lower() == PSEUDO_LOCALE.lower():
+        return PSEUDO_LOCALE
+    lang = code.split("_")[0].lower()
+    if lang == "tl":  # Moodle's and browsers' older code for Filipino
+        lang = "fil"
+    return lang if lang in LANGUAGES else None
+
+
+def launch_locale(launch) -> str | None:
+    """The locale remembered with a launch: the person's own choice, else the LMS's language claim."""
+    chosen = normalize(getattr(launch, "locale", None))
+    if chosen:
+        return chosen
+    presentation = (getattr(launch, "claims", None) or {}).get(LAUNCH_LOCALE_CLAIM)
+    return normalize(presentation.get("locale")) if isinstance(presentation, dict) else None
+
+
+def negotiate() -> str:
+    """Locale for the current request (see the module docstring for the order)."""
+    asked = normalize(request.args.get("lang"))
+    if asked:
+        return asked
+    launch = g.get("launch")
+    if launch is not None:
+        chosen = launch_locale(launch)
+        if chosen:
+            return chosen
+    header = request.accept_languages.best_match(
+        [c.replace("_", "-") for c in LANGUAGES] + ["tl", "en-US", "en-GB"])
+    return normalize(header, allow_pseudo=False) or DEFAULT_LOCALE
+
+
 def current_locale() -> str:
-    if has_request_context():
-        return getattr(g, "locale", None) or DEFAULT_LOCALE
-    return DEFAULT_LOCALE
+    if not has_request_context():
+        return DEFAULT_LOCALE
+    # Cached per launch: a page decided before its launch was loaded is decided again once it is.
+    key = id(g.get("launch"))
+    cached = g.get("_locale")
+    if cached and cached[0] == key:
+        return cached[1]
+    locale = negotiate()
+    g._locale = (key, locale)
+    return locale
 
 
 def gettext(message: str, locale: str | None = None, **variables) -> str:
@@ -48,21 +111,79 @@ def lazy_gettext(message: str) -> str:
 
 
 _ = gettext
+N_ = lazy_gettext
 
 
 def babel_locale(locale: str | None = None) -> Locale:
-    """Babel's Locale for formatting; falls back to English for a code Babel does not know."""
+    """Babel's Locale for formatting; English for the pseudo-locale or a code Babel does not know."""
+    code = locale or current_locale()
+    if code == PSEUDO_LOCALE:
+        code = DEFAULT_LOCALE
     try:
-        return Locale.parse((locale or current_locale()).replace("-", "_"))
+        return Locale.parse(code.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
         return Locale.parse(DEFAULT_LOCALE)
 
 
+def text_direction(locale: str | None = None) -> str:
+    return "rtl" if (locale or current_locale()) in RTL else "ltr"
+
+
+def html_lang(locale: str | None = None) -> str:
+    return (locale or current_locale()).replace("_", "-")
+
+
+def number(value, locale: str | None = None) -> str:
+    """A number with the locale's digits grouping and decimal sign ('1.234,5' in Indonesian)."""
+    return format_decimal(value, locale=babel_locale(locale))
+
+
+def switcher_items() -> list[tuple[str, str, str]]:
+    """(code, name in itself, URL of this page in that language) for the language switcher."""
+    launch = g.get("launch")
+    if request.method == "GET":
+        path, args = request.path, request.args.to_dict()
+    else:  # a page answering a form post: offer the languages on the home page instead
+        path, args = "/app/home", {}
+    if launch is not None and launch.token and "lt" not in args:
+        args["lt"] = launch.token
+    items = []
+    for code, name in LANGUAGES.items():
+        args["lang"] = code
+        query = "&".join(f"{k}={_quote(v)}" for k, v in args.items())
+        items.append((code, name, f"{path}?{query}"))
+    return items
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
 def init_app(app) -> None:
-    """Jinja's i18n extension with our gettext: `{{ _('Text %(n)s', n=1) }}` and `{% trans %}` work."""
+    """Jinja's i18n extension with our gettext, locale helpers for templates, and `?lang=` remembered."""
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_gettext_callables(
         lambda message, **kw: gettext(message, **kw),
         lambda s, p, n, **kw: ngettext(s, p, n, **kw),
         newstyle=True,
     )
+    app.jinja_env.filters.setdefault("number", number)
+
+    @app.context_processor
+    def _locale_context():
+        return {"locale": current_locale, "html_lang": html_lang, "text_direction": text_direction,
+                "language_switcher": switcher_items, "LANGUAGES": LANGUAGES}
+
+    @app.after_request
+    def _remember_choice(resp):
+        # `?lang=` from the switcher sticks to the launch, so the next page keeps the language.
+        launch = g.get("launch")
+        asked = normalize(request.args.get("lang")) if "lang" in request.args else None
+        if launch is not None and asked and asked != getattr(launch, "locale", None) and resp.status_code < 400:
+            from .db import get_db
+            from .db import i18n as q
+
+            q.set_launch_locale(get_db(), launch.id, asked)
+        return resp

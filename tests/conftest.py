@@ -17,10 +17,20 @@ from lms_bridge.db import connect
 from lms_bridge.sandbox.inprocess import session_for
 
 TOOL_URL = "http://localhost"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "moodle-fixtures"
+# Recordings of a real Moodle 4.5.6, copied into the project (see fixtures/moodle/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pseudo_locale():
+    """The en_XA catalogue from a fresh extraction, so every page can be rendered in the pseudo-locale."""
+    from lms_bridge import i18n, i18n_tools
+
+    i18n_tools.extract()
+    i18n_tools.write_pseudo()
+    i18n.translations.cache_clear()
 
 
 def make_app(tmp_path, **overrides):
@@ -78,11 +88,14 @@ class LtiActions:
     def post_launch(self, fields: dict):
         return self.client.post("/lti/launch", data=fields)
 
-    def launch(self, user: str = "5", activity_rl: str | None = None, activity: str = "project_plan") -> str:
+    def launch(self, user: str = "5", activity_rl: str | None = None, activity: str = "project_plan",
+               lang: str | None = None) -> str:
+        """A signed launch; `lang` is the LMS language sent as `launch_presentation.locale`."""
         from lms_bridge.sandbox import LINKS
 
         rl = activity_rl or next(k for k, (a, _t) in LINKS.items() if a == activity)
-        resp = self.post_launch(self.login_and_auth(f"/sandbox/launch/{user}/{rl}"))
+        path = f"/sandbox/launch/{user}/{rl}" + (f"?lang={lang}" if lang else "")
+        resp = self.post_launch(self.login_and_auth(path))
         assert resp.status_code == 303, resp.get_data(as_text=True)
         return parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
 

@@ -10,8 +10,8 @@ from lxml import etree
 import content_packages
 from content_packages import ContentError, build_cartridge, validate_cartridge
 from content_packages.content import DEFAULT_CONTENT_DIR
+from content_packages.schemas import SCHEMA_DIR
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "cc-schemas" / "cc11"
 TOOL = "https://tool.example.org/bridge"
 NS = {
     "cp": "http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1",

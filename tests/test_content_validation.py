@@ -8,8 +8,7 @@ import pytest
 
 from content_packages import CartridgeInvalid, ContentError, build_cartridge, load_course, validate_cartridge
 from content_packages.content import DEFAULT_CONTENT_DIR
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "cc-schemas" / "cc11"
+from content_packages.schemas import SCHEMA_DIR
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
-"""LtiServiceClient (AGS, NRPS, OAuth2 tokens) against Moodle 4.5.6 recordings in ../shared/moodle-fixtures/lti."""
+"""LtiServiceClient (AGS, NRPS, OAuth2 tokens) against Moodle 4.5.6 recordings in tests/fixtures/moodle/lti."""
 import json
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -16,8 +15,7 @@ from responses import matchers
 from lms_bridge.clients.lti_services import (
     ALL_SCOPES, SCOPE_NRPS, LtiServiceClient, LtiServiceError, MemoryTokenStore, iso_timestamp, service_url)
 
-FIXTURES = Path(os.environ.get("LMS_BRIDGE_MOODLE_FIXTURES",
-                               Path(__file__).resolve().parents[2] / "shared" / "moodle-fixtures")) / "lti"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle" / "lti"
 TOKEN_URL = "http://127.0.0.1:8080/mod/lti/token.php"
 CLIENT_ID = "1gwz9ZLHdUKAOqF"
 LINEITEMS = "http://127.0.0.1:8080/mod/lti/services.php/2/lineitems?type_id=1"

@@ -1,7 +1,6 @@
-"""MoodleClient against the real Moodle 4.5.6 recordings in ../shared/moodle-fixtures/ws."""
+"""MoodleClient against the real Moodle 4.5.6 recordings in tests/fixtures/moodle/ws."""
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -13,8 +12,7 @@ from responses import matchers
 
 from lms_bridge.clients.moodle import MoodleClient, MoodleError, classify, flatten_params
 
-FIXTURES = Path(os.environ.get("LMS_BRIDGE_MOODLE_FIXTURES",
-                               Path(__file__).resolve().parents[2] / "shared" / "moodle-fixtures")) / "ws"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle" / "ws"
 BASE = "http://127.0.0.1:8080"
 ENDPOINT = f"{BASE}/webservice/rest/server.php"
 TOKEN = "9f2b1c0e5d4a3b2c1d0e9f8a7b6c5d4e"

@@ -1,4 +1,4 @@
-"""The sandbox's token endpoint, AGS and NRPS answer like Moodle 4.5.6 (moodle-fixtures/lti)."""
+"""The sandbox's token endpoint, AGS and NRPS answer like Moodle 4.5.6 (tests/fixtures/moodle/lti)."""
 from __future__ import annotations
 
 import json

@@ -13,7 +13,7 @@ from lms_bridge.db import lti as q
 from lms_bridge.db import outbox as ob
 from lms_bridge.sandbox import issuer
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "moodle-fixtures" / "ws"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle" / "ws"
 
 
 def failed_job(app, platform_id: int) -> int:

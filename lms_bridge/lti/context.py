@@ -35,6 +35,7 @@ class Launch:
     activity: str | None
     timezone: str | None
     claims: dict
+    locale: str | None = None
     token: str = ""
 
     @property

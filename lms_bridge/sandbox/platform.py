@@ -88,7 +88,7 @@ def service_urls(iss: str) -> dict:
 
 def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: dict, now: int | None = None,
                   link: tuple[str, str] | None = None, lineitem: str | None = None) -> dict:
-    """An id_token payload shaped like Moodle 4.5's (see moodle-fixtures/lti/id_token-*.json).
+    """An id_token payload shaped like Moodle 4.5's (see tests/fixtures/moodle/lti/id_token-*.json).
 
     `link` is the launched activity (activity key, title) when it is not one of the seeded LINKS;
     `lineitem` the URL of the activity's single gradebook column, which Moodle sends in the AGS claim."""
@@ -107,7 +107,7 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
         C + "message_type": mtype,
         "given_name": user.given, "family_name": user.family, "name": user.name, "email": user.email,
         C + "ext": {"user_username": user.username, "lms": "moodle-2"},
-        C + "launch_presentation": {"locale": "en", "document_target": "iframe",
+        C + "launch_presentation": {"locale": str(hint.get("lang") or "en"), "document_target": "iframe",
                                      "return_url": f"{iss}/course/view.php?id={COURSE_ID}"},
         C + "tool_platform": {"product_family_code": "moodle", "version": "2024100706", "guid": "sandbox",
                               "name": "sandbox", "description": "Sandbox LMS (test double)"},
@@ -204,7 +204,7 @@ def auth():
 
 
 def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype: str = "LtiResourceLinkRequest",
-                      for_user: str | None = None, activity: str | None = None) -> dict:
+                      for_user: str | None = None, lang: str | None = None, activity: str | None = None) -> dict:
     """What Moodle auto-POSTs to the tool's login URL (see login-initiation-*.json)."""
     hint = {"type": mtype, "launchid": secrets.token_hex(6)}
     target = tool_url + "/lti/launch"
@@ -213,6 +213,8 @@ def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype:
         target += "?activity=" + (activity or LINKS[rl][0])
     if for_user:
         hint["for_user"] = for_user
+    if lang:  # Moodle sends the user's language as launch_presentation.locale
+        hint["lang"] = lang
     return {"iss": issuer(tool_url), "target_link_uri": target, "login_hint": user_id,
             "lti_message_hint": json.dumps(hint), "client_id": CLIENT_ID, "lti_deployment_id": DEPLOYMENT_ID}
 
@@ -224,7 +226,7 @@ def start_launch(user_id, rl):
     if user_id not in USERS or (rl not in LINKS and deep_linked is None):
         return render_template("sandbox/refused.html", problems=["unknown user or activity"]), 404
     return render_template("lti/autopost.html", action=tool_url + "/lti/login",
-                           fields=initiation_fields(tool_url, user_id, rl,
+                           fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang"),
                                                     activity=deep_linked[0] if deep_linked else None))
 
 

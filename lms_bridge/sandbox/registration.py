@@ -1,6 +1,6 @@
 """Dynamic registration with the sandbox as the platform: openid-configuration.php and openid-registration.php.
 
-Shapes follow moodle-fixtures/lti/openid-configuration.json and registration-response.json.
+Shapes follow tests/fixtures/moodle/lti/openid-configuration.json and registration-response.json.
 """
 from __future__ import annotations
 

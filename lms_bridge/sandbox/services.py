@@ -1,6 +1,6 @@
 """Sandbox LTI services as Moodle 4.5 answers them: token.php, AGS line items/scores/results, NRPS.
 
-Shapes, media types, status codes and reason phrases follow moodle-fixtures/lti/{token,ags,nrps}-*.json.
+Shapes, media types, status codes and reason phrases follow tests/fixtures/moodle/lti/{token,ags,nrps}-*.json.
 """
 from __future__ import annotations
 

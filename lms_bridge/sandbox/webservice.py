@@ -1,4 +1,4 @@
-"""Sandbox Moodle REST web services (`/webservice/rest/server.php`), shaped like moodle-fixtures/ws/*.json.
+"""Sandbox Moodle REST web services (`/webservice/rest/server.php`), shaped like tests/fixtures/moodle/ws/*.json.
 
 Errors come back with HTTP 200 and {"exception", "errorcode", "message"}; without moodlewsrestformat=json
 the answer is Moodle's XML. Effects are stored in the sandbox tables (events, messages, completion, grades).

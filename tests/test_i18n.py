@@ -1,0 +1,65 @@
+"""Interface language: chosen from the launch, Accept-Language or the switcher; catalogues kept fresh."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lms_bridge import i18n
+from lms_bridge.i18n_tools import pseudo
+
+
+@pytest.mark.parametrize("sent, expected", [
+    ("id", "id"), ("en-US", "en"), ("ko_KR", "ko"), ("fil_PH", "fil"), ("tl", "fil"), ("DV", "dv"),
+    ("en_XA", "en_XA"), ("pt_br", None), ("", None), (None, None), ("x" * 80, None),
+])
+def test_normalize_maps_lms_and_browser_codes_to_supported_locales(sent, expected):
+    assert i18n.normalize(sent) == expected
+
+
+def _html_lang(html: str) -> tuple[str, str]:
+    m = re.search(r'<html lang="([^"]+)" dir="([^"]+)">', html)
+    return m.group(1), m.group(2)
+
+
+def test_launch_locale_claim_chooses_the_page_language(client, lti):
+    token = lti.launch(lang="ko")
+    html = client.get("/app/home", query_string={"lt": token}).get_data(as_text=True)
+    assert _html_lang(html) == ("ko", "ltr")
+
+
+def test_dhivehi_pages_are_right_to_left(client, lti):
+    token = lti.launch(lang="dv")
+    html = client.get("/app/home", query_string={"lt": token}).get_data(as_text=True)
+    assert _html_lang(html) == ("dv", "rtl")
+
+
+def test_accept_language_is_used_when_the_lms_language_is_not_offered(client, lti):
+    token = lti.launch(lang="pt_br")
+    html = client.get("/app/home", query_string={"lt": token},
+                      headers={"Accept-Language": "ne-NP,ne;q=0.9,en;q=0.5"}).get_data(as_text=True)
+    assert _html_lang(html)[0] == "ne"
+
+
+def test_switcher_choice_is_remembered_with_the_launch(client, lti):
+    token = lti.launch(lang="en")
+    first = client.get("/app/home", query_string={"lt": token, "lang": "si"}).get_data(as_text=True)
+    assert _html_lang(first)[0] == "si"
+    later = client.get("/app/home", query_string={"lt": token}).get_data(as_text=True)
+    assert _html_lang(later)[0] == "si"
+
+
+def test_switcher_lists_every_language_with_links_keeping_the_launch(client, lti):
+    token = lti.launch()
+    html = client.get("/app/home", query_string={"lt": token}).get_data(as_text=True)
+    for code in i18n.LANGUAGES:
+        assert f'hreflang="{code}"' in html
+    assert re.search(r'href="/app/home\?lt=[^"]+&amp;lang=ta"', html)
+
+
+def test_pseudo_keeps_placeholders_and_markup():
+    out = pseudo("Submit %(stage)s before <strong>%(date)s</strong> &amp; save")
+    assert out.startswith("[") and out.endswith("]")
+    for kept in ("%(stage)s", "<strong>", "%(date)s", "</strong>", "&amp;"):
+        assert kept in out
+    assert "Submit" not in out
