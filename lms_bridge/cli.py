@@ -125,15 +125,80 @@ def platforms():
 
 @platforms.command("list")
 def platforms_list():
-    from .db import lti as q
+    """Each client id with its Moodle site, status, deployments and last launch."""
+    from .db import registration as reg
 
     app = _app()
-    rows = q.list_platforms(_db(app))
+    prepare(app)
+    rows = reg.platforms_overview(_db(app))
     if not rows:
         click.echo("no platforms registered")
     for r in rows:
-        click.echo(f"{r['id']}\t{r['issuer']}\tclient {r['client_id']}\tdeployments {','.join(r['deployments'])}"
+        click.echo(f"{r['id']}\t{r['status']}\t{r['issuer']}\tclient {r['client_id']}"
+                   f"\tdeployments {','.join(r['deployments']) or '-'}\tlast launch {r['last_launch_at'] or 'never'}"
                    + (f"\t{r['name']}" if r["name"] else ""))
+    if any(r["status"] == "pending" for r in rows):
+        click.echo("pending registrations log nobody in until `lms-bridge platforms approve ID`", err=True)
+
+
+@platforms.command("invite")
+@click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.1, 24 * 30),
+              help="How long the URL stays usable.")
+def platforms_invite(hours):
+    """Print a one-time registration URL to paste into the LMS; a registration through it is active at once."""
+    import secrets
+
+    from .db import registration as reg
+
+    app = _app()
+    prepare(app)
+    code = secrets.token_urlsafe(24)
+    expires = reg.add_invite(_db(app), code, hours)
+    click.echo(f"{app.config['TOOL_URL']}/lti/register/{code}")
+    click.echo(f"paste it into Moodle's Manage tools > Tool URL > Add LTI Advantage; usable once, until {expires}",
+               err=True)
+
+
+def _platform_id(db, platform_id: int) -> dict:
+    from .db import lti as q
+
+    row = q.get_platform(db, platform_id)
+    if row is None:
+        raise click.ClickException(f"no platform {platform_id} (see `lms-bridge platforms list`)")
+    return row
+
+
+@platforms.command("approve")
+@click.argument("platform_id", type=click.IntRange(1, 2**62))
+def platforms_approve(platform_id):
+    """Activate a pending registration (one made through plain /lti/register)."""
+    from .db import registration as reg
+
+    app = _app()
+    prepare(app)
+    db = _db(app)
+    row = _platform_id(db, platform_id)
+    if row["status"] == "active":
+        click.echo(f"platform {platform_id} is active already")
+        return
+    reg.set_status(db, platform_id, "active")
+    click.echo(f"platform {platform_id} ({row['issuer']}, client {row['client_id']}) is active")
+
+
+@platforms.command("remove")
+@click.argument("platform_id", type=click.IntRange(1, 2**62))
+def platforms_remove(platform_id):
+    """Retire a registration: nobody logs in through it any more (e.g. after deleting it in Moodle)."""
+    from .db import registration as reg
+
+    app = _app()
+    prepare(app)
+    db = _db(app)
+    row = _platform_id(db, platform_id)
+    outcome = reg.remove_platform(db, platform_id)
+    click.echo(f"platform {platform_id} ({row['issuer']}, client {row['client_id']}) "
+               + ("deleted (it never launched)" if outcome == "deleted" else
+                  "retired: its courses' data stays, nobody logs in through it"))
 
 
 @platforms.command("add")
@@ -160,11 +225,11 @@ def platforms_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url
 
 
 @platforms.command("moodle-ws")
-@click.option("--issuer", required=True)
+@click.option("--issuer", required=True, help="The Moodle site; the credentials serve every client id it has.")
 @click.option("--url", required=True, help="Moodle's wwwroot")
 @click.option("--token", required=True)
 def platforms_moodle_ws(issuer, url, token):
-    """Attach Moodle web-service credentials to a platform and check them at once."""
+    """Attach Moodle web-service credentials to a Moodle site (all its registrations) and check them at once."""
     from .sync.credentials import CredentialsError, attach
 
     app = _app()
@@ -292,8 +357,9 @@ def lineitems_twins(issuer, client_id, resend):
 
 @main.command()
 @click.option("--issuer", required=True)
+@click.option("--client-id", default=None, help="Which registration, when the issuer has several.")
 @click.option("--context", "context_id", required=True, help="The LTI context (Moodle course) id.")
-def reconcile(issuer, context_id):
+def reconcile(issuer, client_id, context_id):
     """Report grades in the LMS gradebook that differ from the tool's released grades (changes nothing)."""
     from lti_config.keys import signer
 
@@ -305,7 +371,7 @@ def reconcile(issuer, context_id):
     db = _db(app)
     try:
         differences = compare(db, app.extensions["lms_bridge_http"], signer(db, app.config["DATA_DIR"]),
-                              issuer=issuer, context_id=context_id)
+                              issuer=issuer, client_id=client_id, context_id=context_id)
     except (ReconcileError, LtiServiceError) as e:
         raise click.ClickException(str(e)) from None
     if not differences:

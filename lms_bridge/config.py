@@ -57,6 +57,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOW_INSECURE_PLATFORMS", "LMS_BRIDGE_ALLOW_INSECURE", False,
             "Accept plain-HTTP platforms that are not on loopback during dynamic registration (never in production).",
             bool),
+    Setting("TEST_PLATFORM", "LMS_BRIDGE_TEST_PLATFORM", "",
+            "Origins (comma-separated, e.g. `http://127.0.0.1`) of a test LMS on a loopback or private address that "
+            "dynamic registration may call; every other loopback, private or link-local address is refused."),
 )
 
 

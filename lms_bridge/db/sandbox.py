@@ -59,7 +59,7 @@ def m001_sandbox(db):
 def m002_activity_grade_items(db):
     """The seeded graded activities have their own gradebook column, as Moodle makes one for an activity
     with "Accept grades from the tool" ticked: no resourceId or tag, tied to the link (see
-    moodle-fixtures/lti/ags-lineitem-get.json). Launches from these links carry its URL as `lineitem`."""
+    tests/fixtures/moodle/lti/ags-lineitem-get.json). Launches from these links carry its URL as `lineitem`."""
     for link_id, label in (("1", "Course project: project plan"), ("2", "Course project: project report"),
                            ("3", "Course project: final presentation")):
         db.execute("INSERT INTO sb_lineitems (course_id, label, score_maximum, resource_id, tag, resource_link_id,"

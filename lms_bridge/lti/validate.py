@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from . import AGS_CLAIM, CLAIM, DL_CLAIM, MESSAGE_TYPES, NRPS_CLAIM
 from ..activities import CATALOGUE
 from ..db import lti as q
+from ..db import registration as reg
 from ..db import ts, utcnow, write_transaction
 from ..errors import LaunchError
 
@@ -76,7 +77,20 @@ def find_platform(db, payload: dict) -> dict:
             raise LaunchError("The id_token is addressed to a client id this tool does not know for that platform.",
                               code="wrong_audience")
         raise LaunchError(f"The platform {iss} is not registered with this tool.", code="unknown_issuer")
+    check_status(platform)
     return platform
+
+
+def check_status(platform: dict) -> None:
+    """Only an active registration logs anyone in: pending ones wait for `platforms approve`."""
+    status = platform.get("status") or "active"
+    if status == "pending":
+        raise LaunchError(f"This registration of the tool (client id {platform['client_id']}) is pending: the tool's "
+                          f"administrator must approve it with `lms-bridge platforms approve {platform['id']}`.",
+                          code="platform_pending", status=403)
+    if status != "active":
+        raise LaunchError(f"This registration of the tool (client id {platform['client_id']}) was removed. Register "
+                          "the tool again in the LMS.", code="platform_retired", status=403)
 
 
 def verify_signature(id_token: str, key, platform: dict, payload: dict) -> dict:
@@ -216,4 +230,11 @@ def validate_launch(db, *, id_token: str, state_row: dict, keys_for, ttl_seconds
         if not q.use_nonce(db, platform["issuer"], claims["nonce"], exp):
             raise LaunchError("This id_token was already used (replayed nonce).", code="replayed")
         q.save_launch(db, launch)
+        if _stale(platform.get("last_launch_at")):
+            reg.touch_last_launch(db, platform["id"])
     return launch
+
+
+def _stale(last: str | None) -> bool:
+    """`platforms list` shows the last launch to the minute or so: write it at most every 5 minutes."""
+    return last is None or last < ts(utcnow() - timedelta(minutes=5))

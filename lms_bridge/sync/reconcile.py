@@ -58,10 +58,14 @@ def activity_column(db, client, platform_id: int, job: dict, context_id: str) ->
     return url
 
 
-def reconcile(db, session, signer, *, issuer: str, context_id: str) -> list[Difference]:
-    platform = q.find_platform(db, issuer)
+def reconcile(db, session, signer, *, issuer: str, context_id: str, client_id: str | None = None) -> list[Difference]:
+    platform = q.find_platform(db, issuer, client_id)
     if platform is None:
-        raise ReconcileError(f"no single platform with issuer {issuer}")
+        clients = [p["client_id"] for p in q.list_platforms(db) if p["issuer"] == issuer]
+        if len(clients) > 1 and client_id is None:
+            raise ReconcileError(f"the issuer {issuer} has several client ids ({', '.join(clients)}): "
+                                 "choose one with --client-id")
+        raise ReconcileError(f"no platform with issuer {issuer}" + (f" and client id {client_id}" if client_id else ""))
     released = ob.latest_scores(db, platform["id"], f"score:{platform['id']}:{context_id}:")
     client = service_client(db, session, platform, signer)
     results_by_item: dict[str, dict[str, dict]] = {}
