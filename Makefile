@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 
-.PHONY: demo test install install-test chromium clean i18n-extract i18n-update i18n-compile
+.PHONY: demo test install install-test chromium systemd-analyze clean i18n-extract i18n-update i18n-compile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,21 @@ chromium:
 	  fi; \
 	fi
 
+# systemd-analyze verifies the service files of `lms-bridge install-service` (Debian's systemd package).
+systemd-analyze:
+	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's systemd for systemd-analyze"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; \
+	  else \
+	    echo "systemd-analyze is missing and you are not root: the service-file test will be skipped" >&2; \
+	  fi; \
+	fi
+
 demo: install
 	$(BIN)/lms-bridge demo --port $(PORT)
 
-test: install-test chromium
+test: install-test chromium systemd-analyze
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -65,7 +65,7 @@ def seed(data: str, tool_url: str, attempts: int, seats: int) -> tuple[list[str]
 
 def run_server(data: str, port: int, workers: int) -> subprocess.Popen:
     env = dict(os.environ, LMS_BRIDGE_DATA=data, LMS_BRIDGE_URL=f"http://127.0.0.1:{port}")
-    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--workers", str(workers)], env=env,
+    proc = subprocess.Popen([str(BIN), "serve", "--migrate", "--port", str(port), "--workers", str(workers)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -88,7 +88,7 @@ class Platform:
 
 def run_server(data_dir, port, workers):
     env = dict(os.environ, LMS_BRIDGE_DATA=str(data_dir), LMS_BRIDGE_URL=f"http://127.0.0.1:{port}")
-    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--workers", str(workers)], env=env,
+    proc = subprocess.Popen([str(BIN), "serve", "--migrate", "--port", str(port), "--workers", str(workers)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import requests
 from flask import Flask
 from flask.sessions import SessionInterface
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from . import config as settings
 
@@ -22,6 +23,20 @@ class NoSessions(SessionInterface):
         return None
 
 
+class BoundedInt(IntegerConverter):
+    """`<int:...>` in every route: ids that fit SQLite's int64, else 404 (not an OverflowError and a 500)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
+        from .bounds import INT64_MAX
+
+        super().__init__(map, fixed_digits, 0 if min is None else min, INT64_MAX if max is None else max, signed)
+
+    def to_python(self, value: str):
+        if len(value) > 19:
+            raise ValidationError()
+        return super().to_python(value)
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Application factory: defaults, environment, then `config` (tests and `demo` pass overrides)."""
     app = Flask(__name__, instance_relative_config=False)
@@ -31,23 +46,26 @@ def create_app(config: dict | None = None) -> Flask:
         values["SECRET_KEY"] = settings.secret_key(values["DATA_DIR"])
     app.config.from_mapping(values)
     app.session_interface = NoSessions()
+    app.url_map.converters["int"] = BoundedInt
     app.config["MAX_CONTENT_LENGTH"] = (values["MAX_UPLOAD_MB"] + 1) * 1024 * 1024
     app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()
     logging.getLogger("lms_bridge").setLevel(logging.INFO)
 
-    from . import db, errors, i18n, main
+    from . import db, errors, i18n, main, ops
     from .booking import views as booking_views
     from .lti import deep_linking, views
+    from .practices import views as practice_views
     from .projects import views as project_views
     from .sync import views as sync_views
 
     db.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
+    ops.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(main.bp)
-    for workflow in (project_views, booking_views, sync_views):
+    for workflow in (project_views, booking_views, sync_views, practice_views):
         workflow.init_app(app)
     if app.config["SANDBOX_ENABLED"]:
         from .sandbox import init_app as init_sandbox

@@ -11,12 +11,14 @@ CATALOGUE = {
     "project_report": (N_("Course project: project report"), 100),
     "final_presentation": (N_("Course project: final presentation"), 100),
     "consultations": (N_("Expert consultations"), None),
+    "practices_library": (N_("Library of promising practices"), None),
 }
 DESCRIPTIONS = {
     "project_plan": N_("Submit the plan for your course project in your city; facilitators review and grade it."),
     "project_report": N_("Report what your project did, its results against your indicators, and your action plan."),
     "final_presentation": N_("Upload the slides you present at the closing workshop."),
     "consultations": N_("Book an online consultation with a human rights expert."),
+    "practices_library": N_("Course projects alumni carried out in their cities, searchable by SDG, principle and country."),
 }
 _ENDPOINTS: dict[str, str] = {}
 

@@ -47,17 +47,47 @@ def init():
     click.echo("applied: " + (", ".join(done) if done else "nothing (already up to date)"))
 
 
+def ready_to_run(app, migrate: bool, command: str) -> None:
+    """Refuse to run on a store with pending migrations (an upgrade without `init`), unless asked to migrate;
+    then hold the install's running lock so `restore` waits for a stop. Logs go to stderr from here on."""
+    import logging
+
+    from .db import pending_migrations
+    from .ops import backup, logs
+
+    logs.configure(app.config)
+    db = _db(app)
+    try:
+        pending = pending_migrations(db)
+    finally:
+        db.close()
+    if pending and not migrate:
+        logging.getLogger("lms_bridge").error("refusing to start: %d pending migrations", len(pending),
+                                              extra={"kv": {"command": command, "pending": ",".join(pending)}})
+        raise click.ClickException(
+            f"the database needs {len(pending)} migrations ({', '.join(pending[:3])}"
+            f"{', ...' if len(pending) > 3 else ''}): run `lms-bridge init` first (or `lms-bridge {command} --migrate`)")
+    prepare(app)
+    backup.hold_running_lock(app.config["DATA_DIR"])
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def serve(host, port, workers, threads):
+@click.option("--migrate", is_flag=True, help="Apply pending migrations first instead of refusing to start.")
+def serve(host, port, workers, threads, migrate):
     """Serve the tool with a production WSGI server (gunicorn)."""
+    import logging
+
     app = _app()
-    prepare(app)
+    ready_to_run(app, migrate, "serve")
     from .server import run
 
+    logging.getLogger("lms_bridge").info("serving %s on %s:%s", app.config["TOOL_URL"], host, port,
+                                         extra={"kv": {"workers": workers, "threads": threads,
+                                                       "access_log": bool(app.config["ACCESS_LOG"])}})
     run(lambda: create_app(), host=host, port=port, workers=workers, threads=threads)
 
 
@@ -244,12 +274,13 @@ def platforms_moodle_ws(issuer, url, token):
 
 @main.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-def worker(once):
+@click.option("--migrate", is_flag=True, help="Apply pending migrations first instead of refusing to start.")
+def worker(once, migrate):
     """Deliver queued grade, completion, calendar and message jobs."""
     from .sync.worker import run_worker
 
     app = _app()
-    prepare(app)
+    ready_to_run(app, migrate, "worker")
     run_worker(app, once=once, echo=click.echo)
 
 
@@ -272,7 +303,7 @@ def outbox(ctx, failed):
 
 
 @outbox.command("retry")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, 2 ** 63 - 1))
 def outbox_retry(job_id):
     """Put a failed job back in the queue."""
     from .db import outbox as ob
@@ -378,6 +409,98 @@ def reconcile(issuer, client_id, context_id):
         click.echo("the LMS gradebook matches every released grade")
     for d in differences:
         click.echo(d.line())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for monitoring.")
+def doctor(as_json):
+    """Check the install end to end: each check OK, WARN or FAIL with its fix; exit 1 when one fails."""
+    import json
+
+    from .ops.doctor import Doctor, lines, report
+
+    app = _app()
+    checks = Doctor(app.config, app.extensions["lms_bridge_http"]).run()
+    if as_json:
+        click.echo(json.dumps(report(checks), indent=2))
+    else:
+        for line in lines(checks):
+            click.echo(line)
+    if not report(checks)["ok"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="A new or empty directory for the backup.")
+def backup(out):
+    """Consistent copy of the install while it runs: store, uploads, keys, manifest with checksums."""
+    from .config import ConfigError
+    from .ops.backup import BackupError, backup as take
+
+    app = _app()
+    try:
+        manifest = take(app.config, out)
+    except (BackupError, ConfigError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"backup in {out}: database ({manifest['database']['size']} bytes) and {len(manifest['files'])} "
+               "files, checksums in manifest.json")
+
+
+@main.command()
+@click.argument("source", type=click.Path(file_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="Replace an install that already has a database.")
+def restore(source, force):
+    """Put a backup back onto a stopped install, after checking every checksum."""
+    from .config import ConfigError
+    from .ops.backup import BackupError, restore as put_back
+
+    app = _app()
+    try:
+        for line in put_back(app.config, source, force=force):
+            click.echo(line)
+    except (BackupError, ConfigError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@main.command("install-service")
+@click.option("--print", "just_print", is_flag=True, help="Print the files instead of writing them.")
+@click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
+              help="Write under this directory instead of / (staging, packaging).")
+@click.option("--user", default=None, help="The service user (default: the user running this command).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def install_service(just_print, root, user, host, port, workers):
+    """Write systemd units for `serve` and `worker`, their environment file and reverse-proxy examples."""
+    import os
+
+    from .ops import service
+
+    app = _app()
+    try:
+        install = service.current_install(app.config, user=user, host=host, port=port, workers=workers)
+    except KeyError:
+        raise click.ClickException(f"no such user: {user}") from None
+    if just_print:
+        for path, (content, _mode) in service.files(install).items():
+            click.echo(f"# ---- {path}")
+            click.echo(content)
+        return
+    if root == "/" and os.geteuid() != 0:
+        raise click.ClickException("writing to /etc needs root: run as root, or use --print or --root DIR")
+    for path in service.write(install, root):
+        click.echo(f"wrote {path}")
+    if os.stat(app.config["DATA_DIR"]).st_uid != _uid(install.user):
+        click.echo(f"the data directory must belong to {install.user}: chown -R {install.user}: "
+                   f"{app.config['DATA_DIR']}")
+    click.echo(service.NEXT_STEPS)
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
 
 
 if __name__ == "__main__":

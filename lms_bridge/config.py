@@ -60,6 +60,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TEST_PLATFORM", "LMS_BRIDGE_TEST_PLATFORM", "",
             "Origins (comma-separated, e.g. `http://127.0.0.1`) of a test LMS on a loopback or private address that "
             "dynamic registration may call; every other loopback, private or link-local address is refused."),
+    Setting("LIBRARY_PUBLIC", "LMS_BRIDGE_LIBRARY_PUBLIC", False,
+            "Also publish the library of promising practices read-only at /library/public/ (no names of anonymised entries).",
+            bool),
+    Setting("LIBRARY_INDEXABLE", "LMS_BRIDGE_LIBRARY_INDEXABLE", False,
+            "Let search engines index the library's pages (otherwise they carry noindex).", bool),
+    Setting("LIBRARY_LICENCE", "LMS_BRIDGE_LIBRARY_LICENCE", "CC BY 4.0",
+            "Licence stated on library entries and in their CSV/JSON exports.", str),
+    Setting("LOG_FORMAT", "LMS_BRIDGE_LOG_FORMAT", "kv",
+            "Log line format on stderr: `kv` (key=value) or `json`; lines carry a request id, never tokens or names."),
+    Setting("LOG_LEVEL", "LMS_BRIDGE_LOG_LEVEL", "INFO",
+            "Application log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`)."),
+    Setting("ACCESS_LOG", "LMS_BRIDGE_ACCESS_LOG", False,
+            "Also log one line per request (method, route pattern, status, time); never query strings.", bool),
+    Setting("TRUSTED_PROXIES", "LMS_BRIDGE_TRUSTED_PROXIES", 0,
+            "Reverse proxies in front of the tool whose X-Forwarded-Proto/Host/For headers are trusted (0: none).",
+            int),
 )
 
 

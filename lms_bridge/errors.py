@@ -76,7 +76,9 @@ def init_app(app):
     @app.errorhandler(BridgeError)
     def _bridge(err: BridgeError):
         if isinstance(err, LaunchError):
-            log.warning("launch refused: %s (%s)", err.code, request.path)
+            route = request.url_rule.rule if request.url_rule else "-"  # never the path: it may carry a code
+            log.warning("launch refused: %s", err.code, extra={"kv": {"status": err.status, "reason": err.code,
+                                                                      "detail": err.message, "route": route}})
         return error_response(err.status, err.code, err.title, err.message)
 
     @app.errorhandler(HTTPException)

@@ -89,12 +89,16 @@ class LtiActions:
         return self.client.post("/lti/launch", data=fields)
 
     def launch(self, user: str = "5", activity_rl: str | None = None, activity: str = "project_plan",
-               lang: str | None = None) -> str:
-        """A signed launch; `lang` is the LMS language sent as `launch_presentation.locale`."""
+               lang: str | None = None, course: str | None = None) -> str:
+        """A signed launch; `lang` is the LMS language sent as `launch_presentation.locale`, `course` another
+        course of the sandbox site (see sandbox.OTHER_COURSES)."""
+        from urllib.parse import urlencode
+
         from lms_bridge.sandbox import LINKS
 
         rl = activity_rl or next(k for k, (a, _t) in LINKS.items() if a == activity)
-        path = f"/sandbox/launch/{user}/{rl}" + (f"?lang={lang}" if lang else "")
+        query = urlencode({k: v for k, v in (("lang", lang), ("course", course)) if v})
+        path = f"/sandbox/launch/{user}/{rl}" + (f"?{query}" if query else "")
         resp = self.post_launch(self.login_and_auth(path))
         assert resp.status_code == 303, resp.get_data(as_text=True)
         return parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]

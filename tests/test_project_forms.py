@@ -124,10 +124,11 @@ def test_progress_update_form():
     assert set(info.value.errors) == {"challenges", "next_steps"}
 
 
-def test_report_form_requires_every_section():
+def test_report_form_requires_every_section_and_the_library_choice():
     with pytest.raises(FormInvalid) as info:
         forms.clean("project_report", {}, for_submit=True)
-    assert set(info.value.errors) == {"what_was_done", "results", "lessons_learned", "next_steps", "action_plan"}
+    assert set(info.value.errors) == {"what_was_done", "results", "lessons_learned", "next_steps", "action_plan",
+                                      "library_consent"}
     assert info.value.errors["results"] == "Results against the indicators is required to submit."
 
 

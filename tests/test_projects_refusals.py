@@ -12,7 +12,7 @@ from lms_bridge.projects.rubric import DEFAULT_RUBRIC
 
 SCOPE = (1, "1", "2")
 REPORT = {"what_was_done": "Audit", "results": "Good", "lessons_learned": "Many", "next_steps": "More",
-          "action_plan": "Scale up"}
+          "action_plan": "Scale up", "library_consent": "none"}
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 

@@ -158,3 +158,48 @@ def test_safe_display_name_truncates_keeping_extension():
 def test_rejection_message_uses_safe_name():
     with pytest.raises(UploadRejected, match=re.escape("slides.pptx is not a PowerPoint file")):
         check_upload("../../tmp/slides.pptx", EXE, SLIDES)
+
+
+def _bomb(part: str, size: int, *, extra: dict | None = None) -> bytes:
+    """A valid-looking Office/ODF container whose one part is `size` zero bytes, deflated."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        if part.startswith("content"):
+            z.writestr("mimetype", b"application/vnd.oasis.opendocument.text", zipfile.ZIP_STORED)
+        else:
+            z.writestr("[Content_Types].xml", b"<Types/>")
+        with z.open(part, "w", force_zip64=True) as fh:
+            chunk = b"\x00" * MiB
+            for _ in range(size // MiB):
+                fh.write(chunk)
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize("name,part,size,why", [
+    ("plan.docx", "word/document.xml", 300 * MiB, "unpacks to 300 MB"),  # over the total, whatever the ratio
+    ("slides.pptx", "ppt/slides/slide1.xml", 40 * MiB, "times its size"),  # 40 MB of zeros from ~40 KB
+    ("report.odt", "content.xml", 20 * MiB, "times its size"),
+])
+def test_zip_bombs_in_office_and_odf_files_are_refused(name, part, size, why):
+    data = _bomb(part, size)
+    assert len(data) < 1 * MiB
+    with pytest.raises(UploadRejected, match=why):
+        check_upload(name, io.BytesIO(data), allowed_kinds=("docx", "pptx", "odt"))
+
+
+def test_archive_with_too_many_parts_is_refused():
+    data = _zip({"[Content_Types].xml": b"<Types/>", **{f"word/p{i}.xml": b"" for i in range(5001)}})
+    with pytest.raises(UploadRejected, match="5,002 parts"):
+        check_upload("plan.docx", data, allowed_kinds=("docx",))
+
+
+def test_ordinary_office_files_with_compressible_xml_and_images_pass():
+    """A real document: a few MB of repetitive XML (ratio well under 100) and stored images."""
+    xml = b"".join(b'<w:p><w:r><w:t>Paragraph %d about water points</w:t></w:r></w:p>' % i for i in range(60000))
+    data = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": xml, "word/media/a.png": PNG * 1000})
+    assert check_upload("plan.docx", data, allowed_kinds=("docx",)) == "docx"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time
 
+from .. import bounds
 from .availability import Availability, WeeklyRule, validate_availability
 from .errors import InvalidAvailability
 from .zones import validate_tz
@@ -32,16 +33,27 @@ def _time(value: str, where: str) -> time:
 
 def _date(value: str, where: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidAvailability(f"{where}: {value!r} is not a date like 2026-12-03.") from None
+    problem = bounds.date_problem(day, where)
+    if problem:
+        raise InvalidAvailability(problem)
+    return day
 
 
-def _int(value, where: str) -> int:
+def _int(value, where: str, lo: int = 0, hi: int = bounds.MAX_COUNT) -> int:
+    text = str(value).strip()
     try:
-        return int(str(value).strip())
+        n = int(text) if len(text) <= 30 else None
     except ValueError:
-        raise InvalidAvailability(f"{where} must be a whole number, got {value!r}.") from None
+        n = None
+    if n is None:
+        raise InvalidAvailability(f"{where} must be a whole number, got {text[:30]!r}.")
+    problem = bounds.int_problem(n, lo, hi, where)
+    if problem:
+        raise InvalidAvailability(problem)
+    return n
 
 
 def parse_availability(form: dict) -> Availability:
@@ -70,9 +82,9 @@ def parse_availability(form: dict) -> Availability:
         tz=tz, valid_from=_date(form.get("valid_from", ""), "Valid from"),
         valid_until=_date(form.get("valid_until", ""), "Valid until"),
         weekly=weekly, one_off=one_off, exceptions=exceptions,
-        slot_minutes=_int(form.get("slot_minutes", 30), "Slot length"),
-        buffer_minutes=_int(form.get("buffer_minutes", 0) or 0, "Buffer"),
-        capacity=_int(form.get("capacity", 1), "Capacity"))
+        slot_minutes=_int(form.get("slot_minutes", 30), "Slot length", 1, 24 * 60),
+        buffer_minutes=_int(form.get("buffer_minutes", 0) or 0, "Buffer", 0, 24 * 60),
+        capacity=_int(form.get("capacity", 1), "Capacity", 1, 1000))
     return validate_availability(avail)
 
 
@@ -91,11 +103,8 @@ def split_list(text: str) -> list[str]:
     return seen
 
 
-def optional_int(value, where: str, minimum: int = 0) -> int | None:
+def optional_int(value, where: str, minimum: int = 0, maximum: int = bounds.MAX_COUNT) -> int | None:
     """A blank limit means unlimited."""
     if value is None or str(value).strip() == "":
         return None
-    n = _int(value, where)
-    if n < minimum:
-        raise InvalidAvailability(f"{where} must be at least {minimum}, got {n}.")
-    return n
+    return _int(value, where, minimum, maximum)

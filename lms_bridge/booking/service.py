@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .. import bounds
 from ..db import booking as q
 from ..db import lti as lti_q
 from ..db import outbox, parse_ts, ts, write_transaction
+from ..lti.identity import clean_email, clean_name
 from .availability import Availability, Slot, expand_slots
 from .errors import BookingError, Overlap, SlotFull
 from .ics import booking_invite, booking_uid
@@ -42,9 +44,10 @@ def limits(db, scope) -> BookingLimits:
     row = q.get_settings(db, scope)
     if not row:
         return BookingLimits()
+    # Clamped: a value stored before the forms checked ranges must not overflow every page's date arithmetic.
     return BookingLimits(max_total=row["max_total"], max_active=row["max_active"],
-                         cancel_deadline_hours=row["cancel_deadline_hours"],
-                         min_notice_minutes=row["min_notice_minutes"])
+                         cancel_deadline_hours=max(0, min(row["cancel_deadline_hours"], bounds.MAX_HOURS)),
+                         min_notice_minutes=max(0, min(row["min_notice_minutes"], bounds.MAX_MINUTES)))
 
 
 def _slot(row: dict) -> Slot:
@@ -168,9 +171,10 @@ def invite(booking: dict, expert: dict, *, domain: str, now: datetime) -> bytes:
         uid=booking_uid(booking["id"], domain), sequence=booking["sequence"],
         start_utc=parse_ts(booking["start_utc"]), end_utc=parse_ts(booking["end_utc"]),
         summary=f"Consultation with {expert['name']}", description=f"{booking['topic']}\n\n{booking['question']}",
-        organizer_email=expert["email"] or f"expert-{expert['id']}@{domain}", organizer_name=expert["name"],
-        attendee_email=booking["participant_email"] or f"participant-{booking['participant_id']}@{domain}",
-        attendee_name=booking["participant_name"], dtstamp=parse_ts(booking["updated_at"]) or now,
+        organizer_email=clean_email(expert["email"]) or f"expert-{expert['id']}@{domain}",
+        organizer_name=clean_name(expert["name"]),
+        attendee_email=clean_email(booking["participant_email"]) or f"participant-{booking['participant_id']}@{domain}",
+        attendee_name=clean_name(booking["participant_name"]), dtstamp=parse_ts(booking["updated_at"]) or now,
         method="CANCEL" if cancelled else "REQUEST", url=expert["meeting_url"] or None)
 
 

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 
 from .. import activities
+from ..bounds import parse_id
+from ..security import local_target
 from ..db import booking as q
 from ..db import get_db, parse_ts, ts, utcnow, write_transaction
 from ..db import lti as lti_q
@@ -60,10 +62,10 @@ def _domain() -> str:
 
 
 def _int_arg(name: str) -> int:
-    try:
-        return int(request.values.get(name, ""))
-    except ValueError:
-        raise service.UnknownBooking(f"Missing or invalid {name}.") from None
+    value = parse_id(request.values.get(name, ""))
+    if value is None:
+        raise service.UnknownBooking(f"Missing or invalid {name}.")
+    return value
 
 
 def _by_day(rows, tz):
@@ -110,7 +112,7 @@ def set_timezone():
     lti_q.set_launch_timezone(get_db(), launch.id, tz)
     if wants_json():
         return jsonify({"ok": True, "tz": tz})
-    return redirect(request.form.get("next") or url_for("booking.index", lt=launch.token), 303)
+    return redirect(local_target(request.form.get("next"), url_for("booking.index", lt=launch.token)), 303)
 
 
 @bp.get("/experts/<int:expert_id>")
@@ -123,7 +125,7 @@ def expert_page(expert_id: int):
     tz = _tz(launch)
     notice = service.limits(db, launch.scope).min_notice_minutes
     after = ts(utcnow() + timedelta(minutes=notice))
-    moving = request.args.get("move", type=int)
+    moving = parse_id(request.args.get("move"))
     return render_template("booking/expert.html", launch=launch, tz=tz, expert=expert, moving=moving,
                            days=_by_day(q.open_slots(db, expert_id, after), tz),
                            topics=expert["topics"] or list(TOPICS))
@@ -135,10 +137,9 @@ def book():
     launch, db = current_launch(), get_db()
     data = request.get_json(silent=True) if request.is_json else request.form
     data = data if isinstance(data, dict) or hasattr(data, "get") else {}
-    try:
-        slot_id = int(data.get("slot_id", ""))
-    except (TypeError, ValueError):
-        raise service.UnknownBooking("Choose a time to book.") from None
+    slot_id = parse_id(data.get("slot_id", ""))
+    if slot_id is None:
+        raise service.UnknownBooking("Choose a time to book.")
     topic = str(data.get("topic", "")).strip()[:200]
     question = str(data.get("question", "")).strip()[:4000]
     if not topic or not question:

@@ -45,8 +45,12 @@ def to_utc(dt: datetime, what: str = "datetime") -> datetime:
 
 
 def localize(dt_utc: datetime, tz: str) -> datetime:
-    """The same instant as an aware datetime in `tz`."""
-    return require_aware(dt_utc, "dt_utc").astimezone(ZoneInfo(validate_tz(tz)))
+    """The same instant as an aware datetime in `tz` (in UTC when the zone's offset would leave the calendar)."""
+    zone = ZoneInfo(validate_tz(tz))
+    try:
+        return require_aware(dt_utc, "dt_utc").astimezone(zone)
+    except OverflowError:
+        return dt_utc.astimezone(timezone.utc)
 
 
 def format_offset(offset: timedelta) -> str:
@@ -60,7 +64,7 @@ def format_offset(offset: timedelta) -> str:
 def format_in_zone(dt_utc: datetime, tz: str) -> str:
     """E.g. 'Mon 7 Dec 2026, 09:00 (Asia/Jakarta, UTC+07:00)'; English names, independent of locale."""
     local = localize(dt_utc, tz)
-    name = validate_tz(tz)
+    name = "UTC" if local.tzinfo is timezone.utc else validate_tz(tz)
     return (
         f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year}, "
         f"{local:%H:%M} ({name}, {format_offset(local.utcoffset())})"

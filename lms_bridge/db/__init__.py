@@ -40,8 +40,7 @@ def connect(url: str) -> sqlite_utils.Database:
     return db
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations of every set; safe to run again. Returns what was applied."""
+def _load_sets() -> None:
     import importlib
     import pkgutil
 
@@ -49,6 +48,17 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
 
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         importlib.import_module(f"{__name__}.{info.name}")  # each module registers its own set
+
+
+def pending_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Migrations not yet applied (read-only): `serve` refuses to start while there are any."""
+    _load_sets()
+    return [f"{m.name}:{p.name}" for m in MIGRATION_SETS for p in m.pending(db)]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations of every set; safe to run again. Returns what was applied."""
+    _load_sets()
 
     applied = []
     # One write lock around everything: two workers starting together must not both migrate.

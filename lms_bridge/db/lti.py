@@ -153,7 +153,10 @@ def purge_expired(db) -> None:
 
 # --- launches -----------------------------------------------------------------------------
 def save_launch(db, launch: dict) -> None:
-    row = dict(launch, claims=json.dumps(launch["claims"]))
+    from ..lti.identity import clean_email, clean_name
+
+    row = dict(launch, claims=json.dumps(launch["claims"]), user_email=clean_email(launch.get("user_email")),
+               user_name=clean_name(launch.get("user_name")), context_title=clean_name(launch.get("context_title")))
     cols = ", ".join(row)
     _write(db, f"INSERT INTO launches ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 

@@ -48,6 +48,13 @@ class Launch:
         return self.role in STAFF
 
     @property
+    def draft_key(self) -> str:
+        """Browser drafts are kept under this: one person on one platform deployment, so the next
+        learner on a shared computer never sees the previous one's unsaved text."""
+        raw = f"{self.platform_id}\x1f{self.deployment_id}\x1f{self.user_id}".encode()
+        return hashlib.sha256(raw).hexdigest()[:24]
+
+    @property
     def display_name(self) -> str:
         return self.user_name or f"User {self.user_id}"
 

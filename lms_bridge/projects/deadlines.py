@@ -51,8 +51,14 @@ class Deadline:
 
 
 def format_time(value: datetime, zone: str = "UTC") -> str:
-    """A time in the viewer's IANA zone with the zone named, e.g. '2021-07-09 23:59 Asia/Jakarta'."""
-    return f"{value.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+    """A time in the viewer's IANA zone with the zone named, e.g. '2021-07-09 23:59 Asia/Jakarta'.
+
+    A stored time at the edge of the calendar (year 9999) is shown in UTC rather than overflowing.
+    """
+    try:
+        return f"{value.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+    except (OverflowError, ValueError):
+        return f"{value:%Y-%m-%d %H:%M} UTC"
 
 
 def latest_extension(*extensions: datetime | None) -> datetime | None:

@@ -7,6 +7,7 @@ every required field. Errors are one clear message per field.
 import re
 from dataclasses import dataclass
 
+from ..i18n import N_
 from .stages import get_stage
 
 TEXT = "text"
@@ -42,6 +43,13 @@ SDGS: dict[str, str] = {
     "11": "Sustainable Cities and Communities", "12": "Responsible Consumption and Production",
     "13": "Climate Action", "14": "Life Below Water", "15": "Life on Land",
     "16": "Peace, Justice and Strong Institutions", "17": "Partnerships for the Goals",
+}
+
+# The library consent asked with the project report (see lms_bridge.practices).
+LIBRARY_CONSENT: dict[str, str] = {
+    "named": N_("Yes, with my name and city"),
+    "anonymous": N_("Yes, anonymised (city and country only)"),
+    "none": N_("No, do not share my project"),
 }
 
 _TARGET = re.compile(r"^(\d{1,2})\.(\d{1,2}|[a-z])$")
@@ -108,6 +116,10 @@ REPORT_FORM = Form("project_report", (
     Field("next_steps", "Next steps", TEXTAREA, max_length=3000),
     Field("action_plan", "Action plan", TEXTAREA, max_length=6000),
     Field("attachment", "Report document (optional)", ATTACHMENT, required=False, max_length=200),
+    Field("library_consent", N_("Share this project in the library of promising practices?"), CHOICE,
+          choices=LIBRARY_CONSENT,
+          help=N_("Later cohorts, facilitators and partner cities learn from shared projects. "
+                  "You can change or withdraw your choice at any time from your workspace.")),
 ))
 
 PRESENTATION_FORM = Form("final_presentation", (

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..activities import CATALOGUE
+from ..bounds import date_problem
 from ..db import outbox, parse_ts, ts, utcnow, write_transaction
 from ..db import projects as q
 from ..errors import BridgeError, NotFound
@@ -155,6 +156,9 @@ def parse_local(value: str, zone: str) -> datetime | None:
         tz = ZoneInfo(zone)
     except (ValueError, ZoneInfoNotFoundError):
         raise dl.InvalidDeadline(f"{value!r} is not a date and time (use YYYY-MM-DD HH:MM).") from None
+    problem = date_problem(naive, "A deadline")
+    if problem:
+        raise dl.InvalidDeadline(problem)
     if naive.tzinfo is not None:
         return naive.astimezone(timezone.utc)
     return naive.replace(tzinfo=tz).astimezone(timezone.utc)

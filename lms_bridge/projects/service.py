@@ -179,6 +179,11 @@ def save_stage(db, launch, stage: str, form_data: dict, files: list[Upload], *, 
             if submit:
                 files_now = [{"field": f, "id": cleaned[f]} for f in allowed if cleaned.get(f)]
                 q.add_version(db, sub_id, new_state.attempt, cleaned, files_now, launch.user_id, late)
+            if submit and stage == "project_report" and cleaned.get("library_consent"):
+                from ..i18n import current_locale
+                from ..practices.service import record_consent
+
+                record_consent(db, launch, project["id"], cleaned["library_consent"], current_locale())
             q.audit(db, launch.scope, launch.user_id, "submit" if submit else "save_draft", project_id=project["id"],
                     stage=stage, status=new_state.status, attempt=new_state.attempt, late=late, files=attached)
     except BaseException:

@@ -55,6 +55,35 @@ class UploadRejected(ValueError):
     """A file refused for its size, its type or a content that does not match its name."""
 
 
+# Office and OpenDocument files are ZIPs: a few KB can unpack to gigabytes in whoever opens them.
+CONTAINERS = frozenset({"docx", "pptx", "xlsx", "odt", "odp", "ods"})
+MAX_UNPACKED = 256 * MiB   # all entries together, as the archive declares them
+MAX_RATIO = 100            # unpacked / packed, for archives that unpack to more than RATIO_FLOOR
+RATIO_FLOOR = 8 * MiB
+MAX_ENTRIES = 5000
+
+
+def container_problem(blob: bytes) -> str | None:
+    """Why this Office/ODF archive is not accepted (a zip bomb), or None. Reads the directory only."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError):
+        return "its contents cannot be read"
+    if len(entries) > MAX_ENTRIES:
+        return f"it holds {len(entries):,} parts (at most {MAX_ENTRIES:,})"
+    unpacked = sum(max(0, e.file_size) for e in entries)
+    packed = max(1, sum(max(0, e.compress_size) for e in entries))
+    if unpacked > MAX_UNPACKED:
+        return f"it unpacks to {_megabytes(unpacked)} (at most {_megabytes(MAX_UNPACKED)})"
+    if unpacked > RATIO_FLOOR and unpacked / packed > MAX_RATIO:
+        return f"it unpacks to {unpacked / packed:,.0f} times its size (at most {MAX_RATIO} times)"
+    for e in entries:
+        if e.file_size > RATIO_FLOOR and e.file_size / max(1, e.compress_size) > MAX_RATIO:
+            return f"its part {safe_display_name(e.filename)} unpacks to {_megabytes(e.file_size)}"
+    return None
+
+
 def _read_all(data) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
@@ -154,6 +183,11 @@ def check_upload(filename: str, data, allowed_kinds=ACCEPTABLE, max_bytes: int =
         what = KINDS[claimed][0]
         what = what if claimed != "text" else "a plain text file"
         raise UploadRejected(f"{name} is not {what} (its content is {KINDS[actual][0]}).")
+    if actual in CONTAINERS:
+        problem = container_problem(_read_all(data))
+        if problem:
+            raise UploadRejected(f"{name} is refused: {problem}. Save it again from your office program, or "
+                                 "export it as PDF.")
     return actual
 
 

@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Blueprint, Response, current_app, redirect, render_template, request, send_file, url_for
 
 from .. import activities
+from ..bounds import clamp_page
+from ..security import local_target
 from ..db import get_db, parse_ts, ts
 from ..db import lti as lq
 from ..db import projects as q
@@ -89,10 +91,7 @@ def set_timezone():
     except (ZoneInfoNotFoundError, ValueError):
         raise BridgeError(f"{tz!r} is not an IANA time zone such as Asia/Jakarta.", code="bad_timezone") from None
     lq.set_launch_timezone(get_db(), launch.id, tz)
-    target = request.form.get("next") or url_for(".workspace", lt=launch.token)
-    if not target.startswith("/app/"):
-        target = url_for(".workspace", lt=launch.token)
-    return redirect(target, 303)
+    return redirect(local_target(request.form.get("next"), url_for(".workspace", lt=launch.token)), 303)
 
 
 def _form_values(stage: str) -> dict:
@@ -201,10 +200,7 @@ def dashboard():
     stage = request.args.get("stage") or ""
     status = request.args.get("status") or ""
     country = request.args.get("country") or ""
-    try:
-        page = max(1, int(request.args.get("page") or 1))
-    except ValueError:
-        page = 1
+    page = clamp_page(request.args.get("page") or 1)
     stages = list(STAGE_KEYS)
     rows, total, counts = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(),
                                       stage=stage if stage in STAGES else None, status=status,
@@ -294,6 +290,7 @@ def review(project_id, stage):
 def deadlines():
     launch, db = current_launch(), get_db()
     zone = zone_of(launch)
+    error = None
     if request.method == "POST":
         try:
             if request.form.get("subject"):
@@ -303,14 +300,17 @@ def deadlines():
                 rv.set_deadline(db, launch, request.form.get("stage", ""), request.form.get("due", ""),
                                 request.form.get("cutoff", ""), zone)
         except (dl.InvalidDeadline, UnknownStage) as exc:
-            raise BridgeError(str(exc), code="invalid_deadline") from None
-        return redirect(url_for(".deadlines", lt=launch.token), 303)
+            error = str(exc)  # the page again, with the values typed and what to fix
+        else:
+            return redirect(url_for(".deadlines", lt=launch.token), 303)
     shown = {k: {"due": dl.format_time(parse_ts(r["due_at"]), zone),
                  "cutoff": r["cutoff_at"] and dl.format_time(parse_ts(r["cutoff_at"]), zone)}
              for k, r in q.deadlines(db, launch.scope).items()}
     return render_template("projects/deadlines.html", launch=launch, stages=STAGES, shown=shown, zone=zone,
-                           extensions=q.list_extensions(db, launch.scope),
-                           learners=q.roster_learners(db, launch.scope), groups=q.list_projects(db, launch.scope))
+                           extensions=q.list_extensions(db, launch.scope), error=error,
+                           typed={k: request.form.get(k, "")[:40] for k in ("due", "cutoff", "until")},
+                           learners=q.roster_learners(db, launch.scope),
+                           groups=q.list_projects(db, launch.scope)), 400 if error else 200
 
 
 @bp.route("/rubric", methods=["GET", "POST"])

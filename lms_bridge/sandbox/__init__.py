@@ -11,6 +11,8 @@ DEPLOYMENT_ID = "1"
 COURSE_ID = "2"
 COURSE_TITLE = "Blended Learning Course: Localizing Human Rights and SDGs"
 COURSE_LABEL = "BLC2021"
+# Other courses of the same sandbox site (context id -> title, label): `?course=` on a sandbox launch.
+OTHER_COURSES = {"3": ("Blended Learning Course: the next cohort", "BLC2027")}
 LTI_TYPE_ID = "1"
 
 MEMBER = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
@@ -66,6 +68,19 @@ def init_app(app):
 
     for part in (platform, services, webservice, registration, admin):
         part.init_app(app)
+
+    @app.after_request
+    def _date_header(resp):
+        # Moodle's web server sends Date; `SANDBOX_CLOCK_OFFSET` (seconds) plays a platform whose clock is off.
+        from flask import request
+
+        if request.path.startswith("/sandbox"):
+            import time
+            from email.utils import formatdate
+
+            offset = float(app.config.get("SANDBOX_CLOCK_OFFSET", 0))
+            resp.headers["Date"] = formatdate(time.time() + offset, usegmt=True)
+        return resp
 
 
 def seed_demo(app):

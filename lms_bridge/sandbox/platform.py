@@ -19,7 +19,8 @@ from lti_config.registrations import add_platform
 
 from ..db import get_db
 from ..db import sandbox as sq
-from . import (CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, DEPLOYMENT_ID, LINKS, LTI_TYPE_ID, USERS, issuer)
+from . import (CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, DEPLOYMENT_ID, LINKS, LTI_TYPE_ID, OTHER_COURSES, USERS,
+               issuer)
 from .services import item_url
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="../templates")
@@ -86,6 +87,13 @@ def service_urls(iss: str) -> dict:
             "memberships": f"{iss}/mod/lti/services.php/CourseSection/{COURSE_ID}/bindings/{LTI_TYPE_ID}/memberships"}
 
 
+def _context(course: object) -> dict:
+    if isinstance(course, str) and course in OTHER_COURSES:
+        title, label = OTHER_COURSES[course]
+        return {"id": course, "label": label, "title": title, "type": ["CourseSection"]}
+    return {"id": COURSE_ID, "label": COURSE_LABEL, "title": COURSE_TITLE, "type": ["CourseSection"]}
+
+
 def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: dict, now: int | None = None,
                   link: tuple[str, str] | None = None, lineitem: str | None = None) -> dict:
     """An id_token payload shaped like Moodle 4.5's (see tests/fixtures/moodle/lti/id_token-*.json).
@@ -103,7 +111,7 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
         C + "deployment_id": DEPLOYMENT_ID, C + "target_link_uri": tool_url + "/lti/launch", "sub": user.id,
         C + "lis": {"person_sourcedid": "", "course_section_sourcedid": COURSE_LABEL},
         C + "roles": list(user.roles),
-        C + "context": {"id": COURSE_ID, "label": COURSE_LABEL, "title": COURSE_TITLE, "type": ["CourseSection"]},
+        C + "context": _context(hint.get("course")),
         C + "message_type": mtype,
         "given_name": user.given, "family_name": user.family, "name": user.name, "email": user.email,
         C + "ext": {"user_username": user.username, "lms": "moodle-2"},
@@ -164,7 +172,8 @@ def _link_and_lineitem(hint: dict) -> tuple[tuple[str, str] | None, str | None]:
     if hint.get("type", "LtiResourceLinkRequest") == "LtiDeepLinkingRequest":
         return None, None
     rl = str(hint.get("rl", "1"))
-    items = sq.link_lineitems(get_db(), rl)
+    course = _context(hint.get("course"))["id"]
+    items = [i for i in sq.link_lineitems(get_db(), rl) if i["course_id"] == course]
     lineitem = item_url(items[0]["course_id"], items[0]["id"]) if len(items) == 1 else None
     return _deep_linked(rl), lineitem
 
@@ -204,7 +213,8 @@ def auth():
 
 
 def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype: str = "LtiResourceLinkRequest",
-                      for_user: str | None = None, lang: str | None = None, activity: str | None = None) -> dict:
+                      for_user: str | None = None, lang: str | None = None, course: str | None = None,
+                      activity: str | None = None) -> dict:
     """What Moodle auto-POSTs to the tool's login URL (see login-initiation-*.json)."""
     hint = {"type": mtype, "launchid": secrets.token_hex(6)}
     target = tool_url + "/lti/launch"
@@ -215,6 +225,8 @@ def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype:
         hint["for_user"] = for_user
     if lang:  # Moodle sends the user's language as launch_presentation.locale
         hint["lang"] = lang
+    if course:
+        hint["course"] = course
     return {"iss": issuer(tool_url), "target_link_uri": target, "login_hint": user_id,
             "lti_message_hint": json.dumps(hint), "client_id": CLIENT_ID, "lti_deployment_id": DEPLOYMENT_ID}
 
@@ -227,6 +239,7 @@ def start_launch(user_id, rl):
         return render_template("sandbox/refused.html", problems=["unknown user or activity"]), 404
     return render_template("lti/autopost.html", action=tool_url + "/lti/login",
                            fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang"),
+                                                    course=request.args.get("course"),
                                                     activity=deep_linked[0] if deep_linked else None))
 
 

@@ -16,8 +16,8 @@ from ..db import get_db, write_transaction
 from ..db import lti as lq
 from ..db import sandbox as sq
 from . import CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, USERS, issuer
-from .wsdata import (CMS, FUNCTIONS, OTHER_MOODLE_FUNCTIONS, WS_USER_ID, WsError,
-                     course_module, grade_items, invalid_param, missing_course)
+from .wsdata import (CMS, FUNCTIONS, OTHER_MOODLE_FUNCTIONS, WS_USER_ID, WsError, course_module, grade_items,
+                     has_capability, invalid_param, missing_course, require_capability)
 
 bp = Blueprint("sandbox_ws", __name__, url_prefix="/sandbox/webservice")
 HANDLERS = {}
@@ -88,6 +88,9 @@ def cm_by_instance(db, params):
     if cmid is None:
         raise WsError("dml_missing_record_exception", "invalidrecord",
                       "Can't find data record in database table course_modules.")
+    if module == "lti" and not has_capability("mod/lti:view"):  # require_login: the activity is hidden to us
+        raise WsError("core\\exception\\require_login_exception", "requireloginerror",
+                      "Course or activity not accessible. (Activity is hidden)")
     return {"cm": course_module(db, cmid), "warnings": []}
 
 
@@ -121,6 +124,8 @@ def override_completion(db, params):
     tracking = cm["completion"]
     if tracking == 0:
         return {"cmid": cmid, "userid": userid, "state": 0, "timecompleted": 0, "overrideby": None, "tracking": 0}
+    if not has_capability("moodle/course:overridecompletion"):
+        raise WsError("core\\exception\\required_capability_exception", "nopermission", "error/nopermission")
     now = int(time.time())
     sq.set_completion(db, cmid, str(userid), newstate, WS_USER_ID, now)
     return {"cmid": cmid, "userid": userid, "state": newstate, "timecompleted": now, "overrideby": WS_USER_ID,
@@ -132,6 +137,8 @@ def completion_status(db, params):
     if _int(params, "courseid") != int(COURSE_ID):
         raise missing_course()
     userid = str(_int(params, "userid"))
+    if userid != str(WS_USER_ID):
+        require_capability("report/progress:view", "View activity completion reports")
     stored = {c["cmid"]: c for c in sq.completion(db, userid)}
     statuses = []
     for cmid in sorted(CMS):
@@ -239,8 +246,9 @@ def enrolled_users(db, params):
     out = []
     for uid, username, given, family in people:
         roleid, shortname = roles.get(uid, (5, "student"))
+        identity = {"email": f"{username}@example.org"} if has_capability("moodle/site:viewuseridentity") else {}
         out.append({"id": int(uid), "username": username, "firstname": given, "lastname": family,
-                    "fullname": f"{given} {family}", "email": f"{username}@example.org", "department": "",
+                    "fullname": f"{given} {family}", **identity, "department": "",
                     "firstaccess": 0, "lastaccess": 0, "lastcourseaccess": 0,
                     "profileimageurlsmall": f"{site}/theme/image.php/boost/core/1795424472/u/f2",
                     "profileimageurl": f"{site}/theme/image.php/boost/core/1795424472/u/f1",
@@ -248,6 +256,25 @@ def enrolled_users(db, params):
                     "enrolledcourses": [{"id": int(COURSE_ID), "fullname": COURSE_TITLE,
                                          "shortname": COURSE_LABEL}]})
     return out
+
+
+@handler("core_group_get_course_groups")
+def course_groups(db, params):
+    if _int(params, "courseid") != int(COURSE_ID):
+        raise WsError("moodle_exception", "errorcoursecontextnotvalid",
+                      "You cannot execute functions in the course context (course id:"
+                      f"{params.get('courseid')}). The error message was: Context does not exist")
+    require_capability("moodle/course:managegroups", "Manage groups")
+    return []
+
+
+@handler("core_message_get_messages")
+def get_messages(db, params):
+    """Only the permission rule matters here: another user's messages need moodle/site:readallmessages."""
+    to, sender = _int(params, "useridto"), _int(params, "useridfrom", 0)
+    if WS_USER_ID not in (to, sender) and not has_capability("moodle/site:readallmessages"):
+        raise WsError("core\\exception\\moodle_exception", "accessdenied", "Access denied")
+    return {"messages": [], "warnings": []}
 
 
 def to_xml(value) -> str:

@@ -11,13 +11,18 @@ FUNCTIONS = (
     "core_completion_get_activities_completion_status", "core_completion_override_activity_completion_status",
     "core_grades_update_grades", "gradereport_user_get_grade_items", "core_calendar_create_calendar_events",
     "core_calendar_delete_calendar_events", "core_calendar_get_calendar_events", "core_message_send_instant_messages",
+    "core_group_get_course_groups", "core_message_get_messages",
 )
+# What the README asks of the web-service user's role; a test removes one through the app config
+# `SANDBOX_WS_CAPABILITIES` to see `lms-bridge doctor` notice.
+CAPABILITIES = ("mod/lti:view", "report/progress:view", "moodle/course:managegroups", "moodle/site:viewuseridentity",
+                "moodle/site:readallmessages", "moodle/course:overridecompletion")
 # Real Moodle functions outside the sandbox's service: Moodle answers accessexception for these.
 OTHER_MOODLE_FUNCTIONS = (
     "core_course_get_courses_by_field", "core_course_get_contents", "core_course_get_course_module",
     "core_user_get_users_by_field", "core_completion_get_course_completion_status",
     "core_completion_update_activity_completion_status_manually", "core_grades_get_gradeitems",
-    "core_group_get_course_groups", "mod_lti_get_tool_types_and_proxies", "mod_lti_get_ltis_by_courses",
+    "mod_lti_get_tool_types_and_proxies", "mod_lti_get_ltis_by_courses",
     "core_user_create_users",
 )
 # cmid -> module; pages as in the recorded course, then the four LTI activities (instance n -> cmid n + 4).
@@ -42,6 +47,21 @@ class WsError(Exception):
 
     def body(self) -> dict:
         return {"exception": self.exception, "errorcode": self.errorcode, "message": self.message}
+
+
+def require_capability(capability: str, what: str) -> None:
+    """Moodle's required_capability_exception when the web-service user's role lacks `capability`."""
+    from flask import current_app
+
+    if capability not in current_app.config.get("SANDBOX_WS_CAPABILITIES", CAPABILITIES):
+        raise WsError("core\\exception\\required_capability_exception", "nopermissions",
+                      f"Sorry, but you do not currently have permissions to do that ({what}).")
+
+
+def has_capability(capability: str) -> bool:
+    from flask import current_app
+
+    return capability in current_app.config.get("SANDBOX_WS_CAPABILITIES", CAPABILITIES)
 
 
 def invalid_param() -> WsError:

@@ -9,6 +9,13 @@
   var form = document.querySelector("form[data-keep]");
   if (!form || !window.localStorage) return;
   var key = "lms_bridge:draft:" + form.getAttribute("data-keep");
+  // Drafts were once keyed by platform, course and stage only: drop those, they may be someone else's.
+  try {
+    for (var i = localStorage.length - 1; i >= 0; i--) {
+      var k = localStorage.key(i);
+      if (k && /^lms_bridge:draft:\d{1,9}:[^:]*:[^:]+$/.test(k)) localStorage.removeItem(k);
+    }
+  } catch (e) { /* storage blocked */ }
   function collect() {
     var data = {};
     Array.prototype.forEach.call(form.elements, function (el) {

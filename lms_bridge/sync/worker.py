@@ -140,8 +140,14 @@ class Deliverer:
             else:
                 self.stats.failed += 1
                 self.stats.errors.append(f"job {job['id']}: {message}")
+        fields = {"job": job["id"], "kind": job["kind"], "platform": job["platform_id"], "outcome": outcome,
+                  "attempt": job["attempts"], **({"lost_lease": True} if not owned else {})}
         if outcome == "failed":
-            log.warning("outbox job %s (%s) failed: %s", job["id"], job["kind"], message)
+            log.warning("outbox job %s (%s) failed: %s", job["id"], job["kind"], message, extra={"kv": fields})
+        elif outcome == "retry":
+            log.info("outbox job %s (%s) will be retried: %s", job["id"], job["kind"], message, extra={"kv": fields})
+        else:
+            log.info("outbox job %s (%s) delivered", job["id"], job["kind"], extra={"kv": fields})
         return outcome
 
 
@@ -181,6 +187,17 @@ def queue_reminders(app) -> int:
         db.close()
 
 
+def heartbeat(app, d: Deliverer, started) -> None:
+    """A row `lms-bridge doctor` reads to tell a live worker from a dead one."""
+    from ..db import ops
+
+    db = connect(app.config["DATABASE_URL"])
+    try:
+        ops.beat(db, d.worker_id, started_at=started, delivered=d.stats.delivered, failed=d.stats.failed)
+    finally:
+        db.close()
+
+
 def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None = None) -> Stats:
     """Loop forever (or once): deliver what is due, sleep a poll interval, again. Ctrl-C stops cleanly."""
     say = echo or (lambda _msg: None)
@@ -188,12 +205,14 @@ def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None 
     say(f"outbox worker {d.worker_id}: concurrency {setting(app, 'OUTBOX_CONCURRENCY')}")
     stop = stop or threading.Event()
     poll = float(setting(app, "OUTBOX_POLL_SECONDS"))
+    started = utcnow()
     try:
         while not stop.is_set():
             before = (d.stats.delivered, d.stats.retried, d.stats.failed)
             try:
                 queue_reminders(app)
                 deliver_due(app, deliverer=d)
+                heartbeat(app, d, started)
             except Exception as exc:  # e.g. the database briefly unavailable: claims expire, so try again
                 if once:
                     raise

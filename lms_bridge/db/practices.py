@@ -1,0 +1,218 @@
+"""The library of promising practices: consent per project and person, curated entries, tags, full text.
+
+Entries belong to an LMS site (the issuer): every course of the site sees its published entries. Search
+uses SQLite FTS5 over published entries only, and filters through `practice_tags` (kind, value) indexes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from . import migration_set, one, ts
+from .schema import ddl
+
+migrations = migration_set("practices")
+
+TAG_KINDS = ("sdg", "target", "hrba", "theme", "country", "city", "year", "org")
+ENTRY_TEXT = ("title", "summary", "problem", "approach", "results", "lessons", "challenges", "what_next")
+TEXT_COLUMNS = "{" + " ".join(ENTRY_TEXT + ("place",)) + "}"
+
+
+def tag_token(kind: str, value: str) -> str:
+    """A filter value as one opaque alphanumeric FTS token, so every filter is part of the MATCH."""
+    return "t" + kind + hashlib.sha1(value.encode()).hexdigest()[:12]
+
+
+def site_token(issuer: str) -> str:
+    return tag_token("site", issuer)
+
+
+@migrations()
+def m001_practices(db):
+    ddl(db, """
+    CREATE TABLE practice_consents (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        platform_id INTEGER NOT NULL, deployment_id TEXT NOT NULL, context_id TEXT NOT NULL,
+        choice TEXT NOT NULL CHECK (choice IN ('named', 'anonymous', 'none')),
+        wording TEXT NOT NULL, locale TEXT NOT NULL DEFAULT 'en', decided_at TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_id)
+    );
+    CREATE TABLE practices (
+        id INTEGER PRIMARY KEY,
+        public_id TEXT NOT NULL UNIQUE,
+        issuer TEXT NOT NULL,
+        platform_id INTEGER NOT NULL, deployment_id TEXT NOT NULL, context_id TEXT NOT NULL,
+        project_id INTEGER NOT NULL UNIQUE REFERENCES projects(id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('draft', 'in_review', 'changes_requested', 'approved', 'published')),
+        title TEXT NOT NULL DEFAULT '', summary TEXT NOT NULL DEFAULT '', problem TEXT NOT NULL DEFAULT '',
+        approach TEXT NOT NULL DEFAULT '', results TEXT NOT NULL DEFAULT '', lessons TEXT NOT NULL DEFAULT '',
+        challenges TEXT NOT NULL DEFAULT '', what_next TEXT NOT NULL DEFAULT '',
+        hrba TEXT NOT NULL DEFAULT '[]', sdgs TEXT NOT NULL DEFAULT '[]', targets TEXT NOT NULL DEFAULT '[]',
+        themes TEXT NOT NULL DEFAULT '[]', attachments TEXT NOT NULL DEFAULT '[]',
+        country TEXT NOT NULL DEFAULT '', city TEXT NOT NULL DEFAULT '', cohort_year INTEGER,
+        org_type TEXT NOT NULL DEFAULT '', change_request TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, published_at TEXT
+    );
+    CREATE INDEX practices_site ON practices(issuer, state, published_at);
+    CREATE INDEX practices_course ON practices(platform_id, deployment_id, context_id, state);
+    CREATE TABLE practice_tags (
+        practice_id INTEGER NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (kind, value, practice_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX practice_tags_entry ON practice_tags(practice_id);
+    CREATE VIRTUAL TABLE practices_fts USING fts5(
+        title, summary, problem, approach, results, lessons, challenges, what_next, place, tags,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO practices_fts (practices_fts, rank) VALUES ('rank', 'bm25(10.0, 6.0, 2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 4.0, 0.0)');
+    """)
+
+
+def _entry(row) -> dict | None:
+    if row is None:
+        return None
+    row = dict(row)
+    for key in ("hrba", "sdgs", "targets", "themes", "attachments"):
+        row[key] = json.loads(row[key])
+    return row
+
+
+# --- consent ---------------------------------------------------------------------------------
+
+def set_consent(db, scope, project_id: int, user_id: str, choice: str, wording: str, locale: str) -> None:
+    db.execute("INSERT INTO practice_consents (project_id, user_id, platform_id, deployment_id, context_id, choice,"
+               " wording, locale, decided_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (project_id, user_id) DO UPDATE"
+               " SET choice = excluded.choice, wording = excluded.wording, locale = excluded.locale,"
+               " decided_at = excluded.decided_at", [project_id, user_id, *scope, choice, wording, locale, ts()])
+
+
+def consents(db, project_id: int) -> dict[str, dict]:
+    """Each member's current choice for the project, by user id."""
+    return {r["user_id"]: dict(r) for r in
+            db.query("SELECT * FROM practice_consents WHERE project_id = ?", [project_id])}
+
+
+# --- entries ---------------------------------------------------------------------------------
+
+def create_entry(db, issuer: str, scope, project_id: int, fields: dict, actor: str) -> int:
+    now = ts()
+    cur = db.execute(
+        "INSERT INTO practices (public_id, issuer, platform_id, deployment_id, context_id, project_id, state,"
+        " created_by, created_at, updated_at) VALUES (?,?,?,?,?,?, 'draft', ?,?,?)",
+        [uuid.uuid4().hex, issuer, *scope, project_id, actor, now, now])
+    entry_id = cur.lastrowid
+    update_entry(db, entry_id, fields)
+    return entry_id
+
+
+def update_entry(db, entry_id: int, fields: dict) -> None:
+    values = {k: fields[k] for k in ENTRY_TEXT + ("country", "city", "org_type", "cohort_year") if k in fields}
+    for key in ("hrba", "sdgs", "targets", "themes", "attachments"):
+        if key in fields:
+            values[key] = json.dumps(list(fields[key]))
+    values["updated_at"] = ts()
+    assignments = ", ".join(f"{k} = ?" for k in values)
+    db.execute(f"UPDATE practices SET {assignments} WHERE id = ?", [*values.values(), entry_id])
+
+
+def set_state(db, entry_id: int, state: str, *, change_request: str | None = None) -> None:
+    extra, params = "", [state, ts()]
+    if change_request is not None:
+        extra, params = ", change_request = ?", params + [change_request]
+    if state == "published":
+        extra += ", published_at = COALESCE(published_at, ?)"
+        params.append(ts())
+    db.execute(f"UPDATE practices SET state = ?, updated_at = ?{extra} WHERE id = ?", params + [entry_id])
+
+
+def entry(db, entry_id: int) -> dict | None:
+    return _entry(one(db, "SELECT * FROM practices WHERE id = ?", [entry_id]))
+
+
+def entry_by_public_id(db, public_id: str) -> dict | None:
+    return _entry(one(db, "SELECT * FROM practices WHERE public_id = ?", [public_id]))
+
+
+def entry_for_project(db, project_id: int) -> dict | None:
+    return _entry(one(db, "SELECT * FROM practices WHERE project_id = ?", [project_id]))
+
+
+def course_entries(db, scope) -> list[dict]:
+    return [_entry(r) for r in db.query(
+        "SELECT * FROM practices WHERE platform_id = ? AND deployment_id = ? AND context_id = ? ORDER BY id", scope)]
+
+
+def delete_entry(db, entry_id: int) -> None:
+    """Gone at once: from the index, the tags and the table (a withdrawn consent)."""
+    db.execute("DELETE FROM practices_fts WHERE rowid = ?", [entry_id])
+    db.execute("DELETE FROM practice_tags WHERE practice_id = ?", [entry_id])
+    db.execute("DELETE FROM practices WHERE id = ?", [entry_id])
+
+
+def index_entry(db, e: dict, tags: list[tuple[str, str]], place: str) -> None:
+    """(Re)write the published entry's search row (its text, and its site and filters as tokens) and tags."""
+    unindex_entry(db, e["id"])
+    tokens = " ".join([site_token(e["issuer"])] + [tag_token(k, v) for k, v in tags])
+    db.execute("INSERT INTO practices_fts (rowid, title, summary, problem, approach, results, lessons, challenges,"
+               " what_next, place, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+               [e["id"], *(e[k] for k in ENTRY_TEXT), place, tokens])
+    db.conn.executemany("INSERT OR IGNORE INTO practice_tags (practice_id, kind, value) VALUES (?,?,?)",
+                        [(e["id"], k, v) for k, v in tags])
+
+
+def unindex_entry(db, entry_id: int) -> None:
+    db.execute("DELETE FROM practices_fts WHERE rowid = ?", [entry_id])
+    db.execute("DELETE FROM practice_tags WHERE practice_id = ?", [entry_id])
+
+
+def search(db, issuer: str | None, *, query: str = "", filters: dict[str, str] | None = None,
+           limit: int = 20, offset: int = 0) -> tuple[list[dict], int]:
+    """Published entries of a site (every site when `issuer` is None): one FTS5 MATCH over the words (`query`,
+    already an FTS expression) and the site and filter tokens, ranked by bm25 with words, newest first without.
+    The index holds published entries only. Returns (page, total)."""
+    terms = [f'tags : "{tag_token(k, v)}"' for k, v in sorted((filters or {}).items())]
+    if query:
+        terms.append(f"{TEXT_COLUMNS} : ({query})")
+    if not terms:  # no criteria: newest first, straight from the (issuer, state, published_at) index
+        site, params = ("issuer = ? AND ", [issuer]) if issuer is not None else ("", [])
+        total = db.execute(f"SELECT count(*) FROM practices WHERE {site}state = 'published'", params).fetchone()[0]
+        rows = db.query(f"SELECT * FROM practices WHERE {site}state = 'published'"
+                        " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", params + [limit, offset])
+        return [_entry(r) for r in rows], total
+    if issuer is not None:
+        terms.insert(0, f'tags : "{site_token(issuer)}"')
+    match = " AND ".join(terms)
+    total = db.execute("SELECT count(*) FROM practices_fts WHERE practices_fts MATCH ?", [match]).fetchone()[0]
+    if query:
+        ids = [r[0] for r in db.execute("SELECT rowid FROM practices_fts WHERE practices_fts MATCH ?"
+                                        " ORDER BY rank LIMIT ? OFFSET ?", [match, limit, offset])]
+        by_id = {r["id"]: r for r in db.query(
+            f"SELECT * FROM practices WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+        return [_entry(by_id[i]) for i in ids if i in by_id], total
+    rows = db.query("SELECT * FROM practices WHERE id IN (SELECT rowid FROM practices_fts WHERE practices_fts MATCH ?)"
+                    " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", [match, limit, offset])
+    return [_entry(r) for r in rows], total
+
+
+def facet_values(db, issuer: str | None, kind: str) -> list[str]:
+    """The values of one filter that published entries of the site carry (for the filter menus)."""
+    sql = ("SELECT DISTINCT t.value FROM practice_tags t JOIN practices p ON p.id = t.practice_id"
+           " WHERE t.kind = ? AND p.state = 'published'" + (" AND p.issuer = ?" if issuer is not None else "")
+           + " ORDER BY t.value")
+    return [r[0] for r in db.execute(sql, [kind] + ([issuer] if issuer is not None else [])).fetchall()]
+
+
+def issuer_of(db, platform_id: int) -> str | None:
+    row = one(db, "SELECT issuer FROM platforms WHERE id = ?", [platform_id])
+    return row["issuer"] if row else None
+
+
+
+def course_projects(db, scope) -> list[dict]:
+    """Every project of the course, for the curation list."""
+    return [dict(r) for r in db.query(
+        "SELECT id, title, country, owner_id FROM projects WHERE platform_id = ? AND deployment_id = ?"
+        " AND context_id = ? ORDER BY title, id", list(scope))]

@@ -1,0 +1,1 @@
+"""The library of promising practices: consented, curated course projects searchable across cohorts."""
