@@ -299,7 +299,8 @@ def outbox(ctx, failed):
     if not rows:
         click.echo("no failed jobs" if failed else "outbox empty")
     for r in rows:
-        click.echo(f"{r['id']}\t{r['state']}\t{r['kind']}\ttries {r['attempts']}\t{r['last_error'] or ''}")
+        state = "waiting" if ob.is_waiting(r) else r["state"]  # for an admin's setup: not a failure
+        click.echo(f"{r['id']}\t{state}\t{r['kind']}\ttries {r['attempts']}\t{r['last_error'] or ''}")
 
 
 @outbox.command("retry")

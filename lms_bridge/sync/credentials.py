@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..clients import MoodleClient, MoodleError
 from ..db import lti as q
+from ..db import outbox as ob
 from ..db import registration as reg
 
 REQUIRED_FUNCTIONS = [
@@ -38,6 +39,7 @@ def attach(db, session, *, issuer: str, url: str, token: str) -> list[str]:
                 }.get(exc.kind, "check the URL (Moodle's wwwroot) and that REST is enabled")
         raise CredentialsError(f"Moodle at {url} refused the credentials: {exc.message} ({hint})") from None
     reg.set_site_ws(db, issuer, url, token, missing)
+    woken = ob.wake_waiting(db, [p["id"] for p in sites])
     ids = ", ".join(str(p["id"]) for p in sites)
     lines = [f"Moodle site {issuer} (platforms {ids}): Moodle {info.get('release', '?')} at {info.get('siteurl', url)}, "
              f"web-service user {info.get('username', '?')}"]
@@ -45,4 +47,6 @@ def attach(db, session, *, issuer: str, url: str, token: str) -> list[str]:
         lines.append("missing functions (add them to the external service): " + ", ".join(missing))
     else:
         lines.append(f"all {len(REQUIRED_FUNCTIONS)} required functions are available")
+    if woken:
+        lines.append(f"{woken} waiting jobs go out now")
     return lines

@@ -30,6 +30,10 @@ FIX_HINTS = {
 }
 
 
+WAITS_FOR = {"invalid_token": "working web-service credentials", "missing_capability": "a capability",
+             "function_not_in_service": "a web-service function"}
+
+
 class Retry(Exception):
     """Worth trying again later (timeout, 5xx, throttling); `retry_after` from the LMS when it said."""
 
@@ -39,7 +43,13 @@ class Retry(Exception):
 
 
 class GiveUp(Exception):
-    """Retrying cannot help until an admin acts; the message says what to do."""
+    """Retrying cannot help; the message says what to do."""
+
+
+class Waiting(Exception):
+    """Not a failure: the job waits for something an admin sets up (web-service credentials, a function in the
+    service, a capability). It is checked again now and then, and at once when `platforms moodle-ws` attaches
+    credentials; it never runs out of tries. The message starts with "waiting for"."""
 
 
 @dataclass
@@ -62,8 +72,9 @@ class Delivery:
         if self._moodle is None:
             creds = q.get_moodle_ws(self.db, self.platform["id"])
             if not creds:
-                raise GiveUp(f"platform {self.platform['issuer']} has no Moodle web-service credentials; attach "
-                             "them with `lms-bridge platforms moodle-ws`.")
+                raise Waiting(f"waiting for web-service credentials: attach them to {self.platform['issuer']} with "
+                              "`lms-bridge platforms moodle-ws --issuer ... --url ... --token ...`; the job then "
+                              "goes out by itself.")
             wwwroot = creds["url"].removesuffix("/webservice/rest/server.php")  # either form may be stored
             self._moodle = MoodleClient(self.session, wwwroot, creds["token"], timeout=(5, self.timeout))
         return self._moodle
@@ -75,6 +86,8 @@ def explain(exc: Exception) -> Exception:
         if exc.transient:
             return Retry(str(exc), exc.retry_after)
         hint = FIX_HINTS.get(exc.kind, "see Moodle's message.")
+        if exc.kind in WAITS_FOR:
+            return Waiting(f"waiting for {WAITS_FOR[exc.kind]}: {exc} -> {hint}")
         return GiveUp(f"{exc} -> {hint}")
     if isinstance(exc, LtiServiceError):
         if exc.transient:
