@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .booking import views as booking_views
     from .lti import deep_linking, views
     from .practices import views as practice_views
+    from .privacy import views as privacy_views
     from .projects import views as project_views
     from .sync import views as sync_views
 
@@ -65,7 +66,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(main.bp)
-    for workflow in (project_views, booking_views, sync_views, practice_views):
+    for workflow in (project_views, booking_views, sync_views, practice_views, privacy_views):
         workflow.init_app(app)
     if app.config["SANDBOX_ENABLED"]:
         from .sandbox import init_app as init_sandbox

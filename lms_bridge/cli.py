@@ -506,3 +506,8 @@ def _uid(user: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+from .privacy.cli import privacy as _privacy  # noqa: E402  (its own module: the group is large)
+
+main.add_command(_privacy)

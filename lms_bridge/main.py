@@ -1,4 +1,4 @@
-"""Landing after a launch, the learner and facilitator home, and the health check."""
+"""Landing after a launch, the learner, facilitator and administrator homes, and the health check."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
@@ -34,7 +34,43 @@ def home():
     launch = current_launch()
     links = [(key, title, activities.DESCRIPTIONS[key], activities.endpoint_for(key))
              for key, (title, _max) in activities.CATALOGUE.items()]
-    return render_template("home.html", launch=launch, links=links)
+    health = _sync_health(launch) if launch.role == "admin" else None
+    return render_template("home.html", launch=launch, links=links, health=health)
+
+
+def _sync_health(launch) -> dict:
+    """What an administrator checks first: is the tool's traffic to the LMS flowing?"""
+    from babel.dates import format_timedelta
+
+    from .booking.zones import format_in_zone, resolve_tz
+    from .db import outbox
+    from .i18n import babel_locale
+
+    health = outbox.sync_health(get_db(), launch.platform_id)
+    tz = resolve_tz(launch.timezone, "UTC")
+    age = health["oldest_pending_seconds"]
+    health["oldest_text"] = format_timedelta(age, locale=babel_locale()) if age is not None else None
+    health["last_text"] = format_in_zone(health["last_delivery"], tz) if health["last_delivery"] else None
+    health["ok"] = not health["failed"] and (age is None or age < 3600)
+    return health
+
+
+@bp.get("/app/admin/platforms")
+@requires_launch("admin")
+def platforms():
+    """Read-only: this platform's registration as the tool holds it, and the tool's signing keys."""
+    from lti_config.keys import jwks
+
+    launch, db = current_launch(), get_db()
+    platform = next((p for p in q.list_platforms(db) if p["id"] == launch.platform_id), None)
+    published = {k["kid"] for k in jwks(db, current_app.config["KEY_GRACE_DAYS"])["keys"]}
+    keys = [dict(k, state="active" if k["retired_at"] is None else ("published" if k["kid"] in published
+                                                                    else "expired"))
+            for k in reversed(q.all_tool_keys(db))]
+    from .booking.zones import resolve_tz
+
+    return render_template("admin_platforms.html", launch=launch, platform=platform, keys=keys,
+                           tz=resolve_tz(launch.timezone, "UTC"), tool_url=current_app.config["TOOL_URL"].rstrip("/"))
 
 
 @bp.get("/healthz")

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lms_bridge.booking.availability import (Availability, Slot, WeeklyRule, bookable, expand_slots,
+from lms_bridge.booking.availability import (Availability, Slot, WeeklyRule, expand_slots,
                                              format_in_zone, localize, resolve_tz, validate_availability,
                                              validate_tz)
 from lms_bridge.booking.errors import InvalidAvailability, InvalidTimeZone, NaiveDatetime
@@ -82,9 +82,9 @@ def test_stockholm_slot_seen_from_new_york_moves_while_only_one_side_changed_clo
     a = avail("Europe/Stockholm", [WeeklyRule(MON, time(15), time(16))])
     slots = expand_slots(a, utc(2026, 3, 2), utc(2026, 4, 7))
     shown = [format_in_zone(s.start_utc, "America/New_York") for s in slots]
-    assert shown[0] == "Mon 2 Mar 2026, 09:00 (America/New_York, UTC-05:00)"
-    assert shown[2] == "Mon 16 Mar 2026, 10:00 (America/New_York, UTC-04:00)"
-    assert shown[-1] == "Mon 6 Apr 2026, 09:00 (America/New_York, UTC-04:00)"
+    assert shown[0] == "Mon, Mar 2, 2026, 09:00 (America/New_York, UTC-05:00)"
+    assert shown[2] == "Mon, Mar 16, 2026, 10:00 (America/New_York, UTC-04:00)"
+    assert shown[-1] == "Mon, Apr 6, 2026, 09:00 (America/New_York, UTC-04:00)"
 
 
 # --- the date line ---------------------------------------------------------------------------------
@@ -95,8 +95,8 @@ def test_kiritimati_tuesday_is_pago_pago_monday():
     lo, hi = utc(2026, 12, 7), utc(2026, 12, 8)
     k, p = expand_slots(kiritimati, lo, hi), expand_slots(pago, lo, hi)
     assert starts(k) == starts(p) == [utc(2026, 12, 7, 19)]
-    assert format_in_zone(k[0].start_utc, "Pacific/Kiritimati") == "Tue 8 Dec 2026, 09:00 (Pacific/Kiritimati, UTC+14:00)"
-    assert format_in_zone(k[0].start_utc, "Pacific/Pago_Pago") == "Mon 7 Dec 2026, 08:00 (Pacific/Pago_Pago, UTC-11:00)"
+    assert format_in_zone(k[0].start_utc, "Pacific/Kiritimati") == "Tue, Dec 8, 2026, 09:00 (Pacific/Kiritimati, UTC+14:00)"
+    assert format_in_zone(k[0].start_utc, "Pacific/Pago_Pago") == "Mon, Dec 7, 2026, 08:00 (Pacific/Pago_Pago, UTC-11:00)"
 
 
 def test_tight_window_still_finds_slot_on_next_local_day():
@@ -181,12 +181,6 @@ def test_capacity_is_carried_on_each_slot():
     assert expand_slots(a, utc(2026, 12, 7), utc(2026, 12, 8)) == [Slot(utc(2026, 12, 7, 3, 30), utc(2026, 12, 7, 4, 30), 4)]
 
 
-def test_bookable_applies_minimum_notice_inclusively():
-    slots = [Slot(utc(2026, 12, 7, h), utc(2026, 12, 7, h, 30)) for h in (9, 10, 11)]
-    assert starts(bookable(slots, utc(2026, 12, 7, 8), 120)) == [utc(2026, 12, 7, 10), utc(2026, 12, 7, 11)]
-    assert starts(bookable(slots, utc(2026, 12, 7, 8, 0, 1), 120)) == [utc(2026, 12, 7, 11)]
-
-
 def test_naive_window_is_refused():
     a = avail("UTC", [WeeklyRule(MON, time(9), time(10))])
     with pytest.raises(NaiveDatetime, match="window_start_utc"):
@@ -196,10 +190,10 @@ def test_naive_window_is_refused():
 # --- zones -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tz, expected", [
-    ("Asia/Jakarta", "Mon 7 Dec 2026, 09:00 (Asia/Jakarta, UTC+07:00)"),
-    ("Asia/Kathmandu", "Mon 7 Dec 2026, 07:45 (Asia/Kathmandu, UTC+05:45)"),
-    ("Indian/Maldives", "Mon 7 Dec 2026, 07:00 (Indian/Maldives, UTC+05:00)"),
-    ("Europe/Stockholm", "Mon 7 Dec 2026, 03:00 (Europe/Stockholm, UTC+01:00)"),
+    ("Asia/Jakarta", "Mon, Dec 7, 2026, 09:00 (Asia/Jakarta, UTC+07:00)"),
+    ("Asia/Kathmandu", "Mon, Dec 7, 2026, 07:45 (Asia/Kathmandu, UTC+05:45)"),
+    ("Indian/Maldives", "Mon, Dec 7, 2026, 07:00 (Indian/Maldives, UTC+05:00)"),
+    ("Europe/Stockholm", "Mon, Dec 7, 2026, 03:00 (Europe/Stockholm, UTC+01:00)"),
 ])
 def test_format_in_zone_names_the_zone_and_offset(tz, expected):
     assert format_in_zone(utc(2026, 12, 7, 2), tz) == expected
@@ -231,15 +225,15 @@ def test_resolve_tz_treats_moodle_99_as_unknown():
 @pytest.mark.parametrize("changes, message", [
     ({"tz": "99"}, "Unknown time zone '99'"),
     ({"valid_from": date(2026, 5, 1), "valid_until": date(2026, 4, 1)},
-     "Date range is reversed: valid_from 2026-05-01 is after valid_until 2026-04-01."),
-    ({"capacity": 0}, "capacity must be at least 1, got 0."),
-    ({"slot_minutes": 0}, "slot_minutes must be a whole number of at least 1"),
-    ({"buffer_minutes": -5}, "buffer_minutes must be a whole number of at least 0"),
-    ({"weekly": [WeeklyRule(3, time(14), time(13))]}, r"Weekly rule 1 \(Thu 14:00-13:00\): end is not after start."),
-    ({"weekly": [WeeklyRule(7, time(9), time(10))]}, "weekday must be 0 \\(Monday\\) to 6"),
-    ({"weekly": [WeeklyRule(0, time(9), time(9, 20))]}, r"Weekly rule 1 \(Mon 09:00-09:20\) is shorter than one 30-minute slot."),
-    ({"weekly": [WeeklyRule(0, time(9, tzinfo=UTC), time(10))]}, "must be naive wall-clock times"),
-    ({"one_off": [(datetime(2026, 5, 2, 10), datetime(2026, 5, 2, 9))]}, "One-off window 1 .*end is not after start"),
+     "The dates are reversed: the first day 2026-05-01 is after the last day 2026-04-01."),
+    ({"capacity": 0}, "Participants per slot must be at least 1."),
+    ({"slot_minutes": 0}, "The slot length must be a whole number of minutes, at least 1"),
+    ({"buffer_minutes": -5}, "The buffer must be a whole number of minutes, 0 or more"),
+    ({"weekly": [WeeklyRule(3, time(14), time(13))]}, r"Weekly hours, row 1 \(Thu 14:00–13:00\): the end is not after the start."),
+    ({"weekly": [WeeklyRule(7, time(9), time(10))]}, "row 1: choose a day of the week"),
+    ({"weekly": [WeeklyRule(0, time(9), time(9, 20))]}, r"Weekly hours, row 1 \(Mon 09:00–09:20\) is shorter than one 30-minute slot."),
+    ({"weekly": [WeeklyRule(0, time(9, tzinfo=UTC), time(10))]}, "must be wall-clock times in Asia/Jakarta"),
+    ({"one_off": [(datetime(2026, 5, 2, 10), datetime(2026, 5, 2, 9))]}, "One-off time 1 .*the end is not after the start"),
     ({"one_off": [(datetime(2026, 5, 2, 10), datetime(2026, 5, 2, 10, 10))]}, "shorter than one 30-minute slot"),
     ({"exceptions": ["2026-05-01"]}, "must be a date"),
 ])
@@ -254,5 +248,11 @@ def test_validate_availability_names_the_problem(changes, message):
 def test_valid_availability_passes_and_expand_validates_first():
     good = avail("Asia/Jakarta", [WeeklyRule(0, time(9), time(10))])
     assert validate_availability(good) is good
-    with pytest.raises(InvalidAvailability, match="capacity"):
+    with pytest.raises(InvalidAvailability, match="Participants per slot"):
         expand_slots(avail("Asia/Jakarta", capacity=0), utc(2026, 1, 1), utc(2026, 1, 2))
+
+
+@pytest.mark.parametrize("locale, day_part", [("id", "Sen, 7 Des 2026"), ("ko", "2026년 12월 7일 (월)")])
+def test_format_in_zone_uses_the_locale_and_keeps_the_zone_and_offset(locale, day_part):
+    shown = format_in_zone(utc(2026, 12, 7, 2), "Asia/Jakarta", locale=locale)
+    assert shown.startswith(day_part) and shown.endswith("(Asia/Jakarta, UTC+07:00)")

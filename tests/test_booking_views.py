@@ -36,7 +36,14 @@ def publish(client, token, *, capacity=1, weekly="", one_off="", days=(3, 10), t
     return resp
 
 
+def allow_staff_experts(client, lti):
+    resp = client.post("/consultations/settings", data={"lt": launch(lti, FACILITATOR), "staff_experts": "1",
+                                                        "cancel_deadline_hours": "24", "min_notice_minutes": "0"})
+    assert resp.status_code == 303
+
+
 def become_expert(client, lti, user=EXPERT, **profile):
+    allow_staff_experts(client, lti)
     token = launch(lti, user)
     assert client.post("/consultations/expert", data={"lt": token}).status_code == 303
     data = {"lt": token, "bio": "Former OHCHR officer.", "topics": "UN human rights mechanisms, Gender equality",
@@ -179,7 +186,9 @@ def test_database_refuses_overbooking_and_overlaps(client, lti, db, scope):
                               row["start_utc"][:11] + "02:30:00.000000+00:00", 1)
 
 
-def test_expert_sees_question_and_records_outcome(client, lti, db, scope):
+def test_expert_sees_question_and_records_outcome_after_the_start(client, lti, db, scope, monkeypatch):
+    from lms_bridge.booking import views
+
     token = become_expert(client, lti)
     publish(client, token, one_off=one_off_day(5, "10:00", "11:00"))
     lina = launch(lti, LINA)
@@ -187,6 +196,15 @@ def test_expert_sees_question_and_records_outcome(client, lti, db, scope):
     booking_id = int(re.search(r"/bookings/(\d+)", resp.headers["Location"]).group(1))
     home = client.get("/consultations/", query_string={"lt": token}).get_data(as_text=True)
     assert "Which indicators for SDG 11?" in home and "Bogor VLR" in home and "Lina Santoso" in home
+    page = client.get(f"/consultations/bookings/{booking_id}", query_string={"lt": token}).get_data(as_text=True)
+    assert 'id="attendance-later"' in page and 'name="attendance"' not in page
+    early = client.post(f"/consultations/bookings/{booking_id}/outcome", data={"lt": token, "attendance": "attended"})
+    assert early.status_code == 409 and "once the consultation has started" in early.get_data(as_text=True)
+    assert bq.get_booking(db, scope, booking_id)["attendance"] is None
+    start = datetime.fromisoformat(bq.get_booking(db, scope, booking_id)["start_utc"])
+    monkeypatch.setattr(views, "utcnow", lambda: start + timedelta(minutes=5))
+    page = client.get(f"/consultations/bookings/{booking_id}", query_string={"lt": token}).get_data(as_text=True)
+    assert 'name="attendance"' in page
     assert client.post(f"/consultations/bookings/{booking_id}/outcome", data={
         "lt": token, "attendance": "attended", "shared_notes": "Use the UN-Habitat indicators.",
         "follow_up": "Draft 3 indicators by Friday", "private_note": "Needs support on data"}).status_code == 303

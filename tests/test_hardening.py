@@ -41,6 +41,8 @@ def launch_as(app, client, **changes):
 
 
 def test_email_and_name_claims_with_line_breaks_are_cleaned_and_invites_work(app, client, lti):
+    fac = lti.launch(user="3", activity="consultations")
+    client.post("/consultations/settings", data={"lt": fac, "staff_experts": "1"})
     expert = lti.launch(user="4", activity="consultations")
     client.post("/consultations/expert", data={"lt": expert})
     day = date.today() + timedelta(days=5)

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from ..i18n import gettext as _
 from .errors import InvalidAvailability, InvalidTimeZone
-from .zones import format_in_zone, localize, resolve_tz, to_utc, validate_tz  # noqa: F401  (re-exported)
-
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+from .zones import format_in_zone, localize, resolve_tz, to_utc, validate_tz, weekday_names  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -68,45 +67,48 @@ def validate_availability(avail: Availability) -> Availability:
     try:
         validate_tz(avail.tz)
     except InvalidTimeZone as exc:
-        raise InvalidAvailability(f"Availability time zone: {exc}") from None
+        raise InvalidAvailability(_("Availability time zone: %(problem)s", problem=exc)) from None
     if not isinstance(avail.valid_from, date) or not isinstance(avail.valid_until, date):
-        _fail("valid_from and valid_until must be dates.")
+        _fail(_("The first and last day must be dates."))
     if avail.valid_from > avail.valid_until:
-        _fail(f"Date range is reversed: valid_from {avail.valid_from} is after valid_until {avail.valid_until}.")
+        _fail(_("The dates are reversed: the first day %(first)s is after the last day %(last)s.",
+                first=avail.valid_from, last=avail.valid_until))
     if not _is_int(avail.slot_minutes) or avail.slot_minutes < 1:
-        _fail(f"slot_minutes must be a whole number of at least 1, got {avail.slot_minutes!r}.")
+        _fail(_("The slot length must be a whole number of minutes, at least 1."))
     if not _is_int(avail.buffer_minutes) or avail.buffer_minutes < 0:
-        _fail(f"buffer_minutes must be a whole number of at least 0, got {avail.buffer_minutes!r}.")
+        _fail(_("The buffer must be a whole number of minutes, 0 or more."))
     if not _is_int(avail.capacity) or avail.capacity < 1:
-        _fail(f"capacity must be at least 1, got {avail.capacity!r}.")
+        _fail(_("Participants per slot must be at least 1."))
     slot = timedelta(minutes=avail.slot_minutes)
     for n, rule in enumerate(avail.weekly, 1):
         if not _is_int(rule.weekday) or not 0 <= rule.weekday <= 6:
-            _fail(f"Weekly rule {n}: weekday must be 0 (Monday) to 6 (Sunday), got {rule.weekday!r}.")
+            _fail(_("Weekly hours, row %(n)d: choose a day of the week.", n=n))
         if not isinstance(rule.start, time) or not isinstance(rule.end, time):
-            _fail(f"Weekly rule {n}: start and end must be times.")
+            _fail(_("Weekly hours, row %(n)d: start and end must be times.", n=n))
         if rule.start.tzinfo is not None or rule.end.tzinfo is not None:
-            _fail(f"Weekly rule {n}: times must be naive wall-clock times in {avail.tz}.")
-        label = f"Weekly rule {n} ({_DAY_NAMES[rule.weekday]} {rule.start:%H:%M}-{rule.end:%H:%M})"
+            _fail(_("Weekly hours, row %(n)d: times must be wall-clock times in %(tz)s.", n=n, tz=avail.tz))
+        label = _("Weekly hours, row %(n)d (%(day)s %(start)s–%(end)s)", n=n, day=weekday_names()[rule.weekday],
+                  start=f"{rule.start:%H:%M}", end=f"{rule.end:%H:%M}")
         if rule.end <= rule.start:
-            _fail(f"{label}: end is not after start.")
+            _fail(_("%(label)s: the end is not after the start.", label=label))
         length = datetime.combine(date.min, rule.end) - datetime.combine(date.min, rule.start)
         if length < slot:
-            _fail(f"{label} is shorter than one {avail.slot_minutes}-minute slot.")
+            _fail(_("%(label)s is shorter than one %(minutes)d-minute slot.", label=label, minutes=avail.slot_minutes))
     for n, pair in enumerate(avail.one_off, 1):
         if len(pair) != 2 or not all(isinstance(x, datetime) for x in pair):
-            _fail(f"One-off window {n} must be a (start, end) pair of datetimes.")
+            _fail(_("One-off time %(n)d must have a start and an end.", n=n))
         start, end = pair
         if start.tzinfo is not None or end.tzinfo is not None:
-            _fail(f"One-off window {n}: datetimes must be naive wall-clock times in {avail.tz}.")
-        label = f"One-off window {n} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M})"
+            _fail(_("One-off time %(n)d: times must be wall-clock times in %(tz)s.", n=n, tz=avail.tz))
+        label = _("One-off time %(n)d (%(start)s to %(end)s)", n=n, start=f"{start:%Y-%m-%d %H:%M}",
+                  end=f"{end:%Y-%m-%d %H:%M}")
         if end <= start:
-            _fail(f"{label}: end is not after start.")
+            _fail(_("%(label)s: the end is not after the start.", label=label))
         if end - start < slot:
-            _fail(f"{label} is shorter than one {avail.slot_minutes}-minute slot.")
+            _fail(_("%(label)s is shorter than one %(minutes)d-minute slot.", label=label, minutes=avail.slot_minutes))
     for day in avail.exceptions:
         if not isinstance(day, date) or isinstance(day, datetime):
-            _fail(f"Exception {day!r} must be a date.")
+            _fail(_("Each day off must be a date."))
     return avail
 
 
@@ -156,9 +158,3 @@ def expand_slots(avail: Availability, window_start_utc: datetime, window_end_utc
                 slots.add(Slot(t, t + length, avail.capacity))
             t += step
     return sorted(slots)
-
-
-def bookable(slots: list[Slot], now_utc: datetime, min_notice_minutes: int) -> list[Slot]:
-    """Slots starting at least `min_notice_minutes` after `now_utc`."""
-    cutoff = to_utc(now_utc, "now_utc") + timedelta(minutes=min_notice_minutes)
-    return [s for s in slots if s.start_utc >= cutoff]

@@ -51,3 +51,9 @@ class CancellationClosed(BookingError):
     """The cancellation deadline has passed."""
 
     status = 409
+
+
+class AttendanceTooEarly(BookingError):
+    """Attendance recorded before the consultation started."""
+
+    status = 409

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 from typing import Hashable
 
 from .availability import Slot
-from .errors import CancellationClosed, LimitReached, Overlap, SlotFull, TooLate
+from ..i18n import gettext as _
+from ..i18n import ngettext
+from .errors import AttendanceTooEarly, CancellationClosed, LimitReached, Overlap, SlotFull, TooLate
 from .zones import format_duration, format_in_zone, to_utc
 
 
@@ -30,10 +32,6 @@ class ExistingBooking:
     booking_id: Hashable | None = None
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def check_can_book(limits: BookingLimits, participant_bookings: list[ExistingBooking], slot: Slot,
                    now: datetime, *, tz: str = "UTC", slot_taken: int = 0) -> None:
     """Raise TooLate, SlotFull, Overlap or LimitReached if this participant may not book `slot` now.
@@ -44,32 +42,32 @@ def check_can_book(limits: BookingLimits, participant_bookings: list[ExistingBoo
     now = to_utc(now, "now")
     start, end = to_utc(slot.start_utc, "slot.start_utc"), to_utc(slot.end_utc, "slot.end_utc")
     if start <= now:
-        raise TooLate(f"This consultation started at {format_in_zone(start, tz)}; it can no longer be booked.")
+        raise TooLate(_("This consultation started at %(start)s; it can no longer be booked.",
+                        start=format_in_zone(start, tz)))
     if start < now + timedelta(minutes=limits.min_notice_minutes):
-        raise TooLate(
-            f"Bookings close {format_duration(limits.min_notice_minutes)} before the start; this consultation "
-            f"starts {format_in_zone(start, tz)}. Please choose a later time."
-        )
+        raise TooLate(_("Bookings close %(notice)s before the start; this consultation starts %(start)s. "
+                        "Please choose a later time.", notice=format_duration(limits.min_notice_minutes),
+                        start=format_in_zone(start, tz)))
     if slot_taken >= slot.capacity:
-        raise SlotFull(f"The consultation at {format_in_zone(start, tz)} is fully booked. Please choose another time.")
+        raise SlotFull(_("The consultation at %(start)s is fully booked. Please choose another time.",
+                         start=format_in_zone(start, tz)))
     for b in participant_bookings:
         if to_utc(b.start_utc) < end and start < to_utc(b.end_utc):
-            raise Overlap(
-                f"You already have a consultation at {format_in_zone(b.start_utc, tz)}, "
-                f"which overlaps the one at {format_in_zone(start, tz)}."
-            )
+            raise Overlap(_("You already have a consultation at %(mine)s, which overlaps the one at %(start)s.",
+                            mine=format_in_zone(b.start_utc, tz), start=format_in_zone(start, tz)))
     upcoming = sum(1 for b in participant_bookings if to_utc(b.end_utc) > now)
     if limits.max_active is not None and upcoming >= limits.max_active:
-        raise LimitReached(
-            f"You already have {_plural(upcoming, 'upcoming consultation')}; the limit is {limits.max_active}. "
-            "Cancel one or wait until it has taken place."
-        )
+        raise LimitReached(ngettext(
+            "You already have %(num)d upcoming consultation; the limit is %(limit)d. "
+            "Cancel one or wait until it has taken place.",
+            "You already have %(num)d upcoming consultations; the limit is %(limit)d. "
+            "Cancel one or wait until it has taken place.", upcoming, limit=limits.max_active))
     total = len(participant_bookings)
     if limits.max_total is not None and total >= limits.max_total:
-        raise LimitReached(
-            f"You have already booked {_plural(total, 'consultation')} in this course; "
-            f"the limit is {limits.max_total}."
-        )
+        raise LimitReached(ngettext(
+            "You have already booked %(num)d consultation in this course; the limit is %(limit)d.",
+            "You have already booked %(num)d consultations in this course; the limit is %(limit)d.",
+            total, limit=limits.max_total))
 
 
 def cancel_deadline(limits: BookingLimits, booking_start: datetime) -> datetime:
@@ -81,11 +79,10 @@ def check_can_cancel(limits: BookingLimits, booking_start: datetime, now: dateti
     """Raise CancellationClosed after the deadline; cancelling exactly at the deadline is allowed."""
     deadline = cancel_deadline(limits, booking_start)
     if to_utc(now, "now") > deadline:
-        raise CancellationClosed(
-            f"Cancellation closed at {format_in_zone(deadline, tz)}, "
-            f"{format_duration(limits.cancel_deadline_hours * 60)} before the consultation. "
-            "Please contact your facilitator."
-        )
+        raise CancellationClosed(_(
+            "Cancellation closed at %(deadline)s, %(before)s before the consultation. "
+            "Please contact your facilitator.", deadline=format_in_zone(deadline, tz),
+            before=format_duration(limits.cancel_deadline_hours * 60)))
 
 
 def check_can_reschedule(limits: BookingLimits, current: ExistingBooking,
@@ -103,3 +100,10 @@ def join_link_visible(start: datetime, end: datetime, now: datetime, minutes_bef
     """Show the join link from `minutes_before` the start until the end, not earlier, not after."""
     now = to_utc(now, "now")
     return to_utc(start, "start") - timedelta(minutes=minutes_before) <= now < to_utc(end, "end")
+
+
+def check_can_record_attendance(start: datetime, now: datetime, *, tz: str = "UTC") -> None:
+    """Attendance is a fact about a consultation that has begun: refuse it before the start."""
+    if to_utc(now, "now") < to_utc(start, "start"):
+        raise AttendanceTooEarly(_("Attendance can be recorded once the consultation has started, at %(start)s.",
+                                   start=format_in_zone(start, tz)))

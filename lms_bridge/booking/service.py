@@ -12,6 +12,7 @@ from .. import bounds
 from ..db import booking as q
 from ..db import lti as lti_q
 from ..db import outbox, parse_ts, ts, write_transaction
+from ..i18n import gettext as _
 from ..lti.identity import clean_email, clean_name
 from .availability import Availability, Slot, expand_slots
 from .errors import BookingError, Overlap, SlotFull
@@ -32,12 +33,24 @@ class InvalidBookingForm(BookingError):
     """A booking or outcome form with a missing or impossible field."""
 
 
+class ExpertsByInvitation(BookingError):
+    """A facilitator offered "I am an expert" where the course does not let staff list themselves."""
+
+    status = 403
+
+
 @dataclass(frozen=True)
 class Person:
     user_id: str
     name: str
     email: str
     tz: str
+
+
+def staff_may_be_experts(db, scope) -> bool:
+    """The course setting: may facilitators list themselves with "I am an expert for this course"?"""
+    row = q.get_settings(db, scope)
+    return bool(row and row["staff_experts"])
 
 
 def limits(db, scope) -> BookingLimits:
@@ -70,7 +83,8 @@ def publish(db, expert_id: int, avail: Availability, now: datetime, *, horizon_d
 
     Returns counts: created, kept (booked slots that stay), skipped (new slots overlapping kept ones).
     """
-    end = min(datetime.combine(avail.valid_until, datetime.min.time()) + timedelta(days=2),
+    last_day = max([avail.valid_until] + [end.date() for _start, end in avail.one_off])  # one-offs lie anywhere
+    end = min(datetime.combine(last_day, datetime.min.time()) + timedelta(days=2),
               datetime.combine(now.date(), datetime.min.time()) + timedelta(days=horizon_days))
     wanted = expand_slots(avail, now, end.replace(tzinfo=now.tzinfo))
     created = skipped = 0
@@ -89,7 +103,12 @@ def publish(db, expert_id: int, avail: Availability, now: datetime, *, horizon_d
 
 
 def _message(expert: dict, start: str, tz: str, what: str) -> str:
-    return f"Consultation with {expert['name']} on {format_in_zone(parse_ts(start), tz)}: {what}."
+    return _("Consultation with %(expert)s on %(when)s: %(what)s.", expert=expert["name"],
+             when=format_in_zone(parse_ts(start), tz), what=what)
+
+
+def _someone(name: str) -> str:
+    return name or _("a participant")
 
 
 def book(db, scope, slot_id: int, who: Person, now: datetime, *, topic: str, question: str,
@@ -99,12 +118,12 @@ def book(db, scope, slot_id: int, who: Person, now: datetime, *, topic: str, que
         slot = q.get_slot(db, slot_id)
         expert = q.get_expert(db, scope, slot["expert_id"]) if slot else None
         if not slot or not expert or not expert["active"]:
-            raise UnknownBooking("This consultation time does not exist in this course.")
+            raise UnknownBooking(_("This consultation time does not exist in this course."))
         mine = q.participant_bookings(db, scope, who.user_id, active_only=True)
         check_can_book(limits(db, scope), _existing(mine), _slot(slot), now, tz=who.tz, slot_taken=slot["booked"])
         if not q.take_seat(db, slot_id):
-            raise SlotFull(f"The consultation at {format_in_zone(parse_ts(slot['start_utc']), who.tz)} "
-                           "is fully booked. Please choose another time.")
+            raise SlotFull(_("The consultation at %(start)s is fully booked. Please choose another time.",
+                             start=format_in_zone(parse_ts(slot["start_utc"]), who.tz)))
         try:
             booking_id = q.insert_booking(db, scope, {
                 "slot_id": slot_id, "expert_id": expert["id"], "participant_id": who.user_id,
@@ -112,32 +131,36 @@ def book(db, scope, slot_id: int, who: Person, now: datetime, *, topic: str, que
                 "start_utc": slot["start_utc"], "end_utc": slot["end_utc"], "topic": topic,
                 "question": question, "project": project})
         except q.BookingOverlap:
-            raise Overlap("You already have a consultation overlapping this time.") from None
-        notify(db, scope, who.user_id, _message(expert, slot["start_utc"], who.tz, "booked"))
+            raise Overlap(_("You already have a consultation overlapping this time.")) from None
+        notify(db, scope, who.user_id, _message(expert, slot["start_utc"], who.tz, _("booked")))
         notify(db, scope, expert["user_id"], _message(expert, slot["start_utc"], expert["timezone"],
-                                                      f"booked by {who.name or 'a participant'} ({topic})"))
+                                                      _("booked by %(name)s (%(topic)s)", name=_someone(who.name),
+                                                        topic=topic)))
     return booking_id
 
 
 def _own_booking(db, scope, booking_id: int, user_id: str) -> dict:
     row = q.get_booking(db, scope, booking_id)
     if not row or row["participant_id"] != user_id:
-        raise UnknownBooking("This booking does not exist or is not yours.")
+        raise UnknownBooking(_("This booking does not exist or is not yours."))
     return row
 
 
-def cancel(db, scope, booking_id: int, who: Person, now: datetime) -> None:
+def cancel(db, scope, booking_id: int, who: Person, now: datetime, reason: str = "") -> None:
+    """Cancel and free the seat; the optional `reason` goes to the expert in the notice and the invite."""
+    reason = " ".join((reason or "").split())[:500]
     with write_transaction(db):
         row = _own_booking(db, scope, booking_id, who.user_id)
         if row["status"] != "booked":
-            raise UnknownBooking("This booking is already cancelled.")
+            raise UnknownBooking(_("This booking is already cancelled."))
         check_can_cancel(limits(db, scope), parse_ts(row["start_utc"]), now, tz=who.tz)
-        q.cancel_booking(db, booking_id)
+        q.cancel_booking(db, booking_id, reason)
         q.release_seat(db, row["slot_id"])
         expert = q.get_expert(db, scope, row["expert_id"])
-        notify(db, scope, who.user_id, _message(expert, row["start_utc"], who.tz, "cancelled"))
-        notify(db, scope, expert["user_id"], _message(expert, row["start_utc"], expert["timezone"],
-                                                      f"cancelled by {who.name or 'the participant'}"))
+        notify(db, scope, who.user_id, _message(expert, row["start_utc"], who.tz, _("cancelled")))
+        what = (_("cancelled by %(name)s, who wrote: %(reason)s", name=_someone(who.name), reason=reason) if reason
+                else _("cancelled by %(name)s", name=_someone(who.name)))
+        notify(db, scope, expert["user_id"], _message(expert, row["start_utc"], expert["timezone"], what))
 
 
 def reschedule(db, scope, booking_id: int, new_slot_id: int, who: Person, now: datetime) -> None:
@@ -146,31 +169,34 @@ def reschedule(db, scope, booking_id: int, new_slot_id: int, who: Person, now: d
         row = _own_booking(db, scope, booking_id, who.user_id)
         new = q.get_slot(db, new_slot_id)
         if row["status"] != "booked" or not new or new["expert_id"] != row["expert_id"] or new["id"] == row["slot_id"]:
-            raise UnknownBooking("Choose another free time of the same expert for an active booking.")
+            raise UnknownBooking(_("Choose another free time of the same expert for an active booking."))
         mine = q.participant_bookings(db, scope, who.user_id, active_only=True)
         current = next(b for b in _existing(mine) if b.booking_id == booking_id)
         check_can_reschedule(limits(db, scope), current, _existing(mine), _slot(new), now, tz=who.tz,
                              slot_taken=new["booked"])
         if not q.take_seat(db, new_slot_id):
-            raise SlotFull("That time has just been fully booked. Please choose another time.")
+            raise SlotFull(_("That time has just been fully booked. Please choose another time."))
         q.release_seat(db, row["slot_id"])
         try:
             q.move_booking(db, booking_id, new)
         except q.BookingOverlap:
-            raise Overlap("You already have a consultation overlapping the new time.") from None
+            raise Overlap(_("You already have a consultation overlapping the new time.")) from None
         expert = q.get_expert(db, scope, row["expert_id"])
-        notify(db, scope, who.user_id, _message(expert, new["start_utc"], who.tz, "moved to this time"))
+        notify(db, scope, who.user_id, _message(expert, new["start_utc"], who.tz, _("moved to this time")))
         notify(db, scope, expert["user_id"], _message(expert, new["start_utc"], expert["timezone"],
-                                                      f"moved here by {who.name or 'the participant'}"))
+                                                      _("moved here by %(name)s", name=_someone(who.name))))
 
 
 def invite(booking: dict, expert: dict, *, domain: str, now: datetime) -> bytes:
     """The participant's .ics: stable UID per booking, SEQUENCE from the row, CANCEL once cancelled."""
     cancelled = booking["status"] == "cancelled"
+    description = f"{booking['topic']}\n\n{booking['question']}"
+    if cancelled and booking.get("cancel_reason"):
+        description = _("Reason for cancelling: %(reason)s", reason=booking["cancel_reason"]) + "\n\n" + description
     return booking_invite(
         uid=booking_uid(booking["id"], domain), sequence=booking["sequence"],
         start_utc=parse_ts(booking["start_utc"]), end_utc=parse_ts(booking["end_utc"]),
-        summary=f"Consultation with {expert['name']}", description=f"{booking['topic']}\n\n{booking['question']}",
+        summary=_("Consultation with %(expert)s", expert=expert["name"]), description=description,
         organizer_email=clean_email(expert["email"]) or f"expert-{expert['id']}@{domain}",
         organizer_name=clean_name(expert["name"]),
         attendee_email=clean_email(booking["participant_email"]) or f"participant-{booking['participant_id']}@{domain}",
@@ -186,7 +212,7 @@ def send_due_reminders(db, now: datetime, hours: int = REMINDER_HOURS) -> int:
             scope = (row["platform_id"], row["deployment_id"], row["context_id"])
             expert = q.get_expert(db, scope, row["expert_id"])
             notify(db, scope, row["participant_id"],
-                   _message(expert, row["start_utc"], row["participant_tz"], "reminder"))
+                   _message(expert, row["start_utc"], row["participant_tz"], _("reminder")))
             q.mark_reminded(db, row["id"])
             sent += 1
     return sent

@@ -1,15 +1,20 @@
-"""IANA time zone helpers: validate names, convert instants and show them with the zone named."""
+"""IANA time zone helpers: validate names, convert instants and show them with the zone named.
+
+Dates, times, weekday and month names come from Babel for the viewer's locale (`i18n.babel_locale`);
+the zone's IANA name and UTC offset are always shown beside them.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from .errors import InvalidTimeZone, NaiveDatetime
+from babel.dates import format_skeleton, get_day_names
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+from ..i18n import babel_locale, ngettext
+from ..i18n import gettext as _
+from .errors import InvalidTimeZone, NaiveDatetime
 
 
 @lru_cache(maxsize=1)
@@ -20,7 +25,8 @@ def _known() -> frozenset[str]:
 def validate_tz(name: object) -> str:
     """Return `name` if it is an IANA zone key; Moodle's "99" and free text are rejected."""
     if not isinstance(name, str) or name.strip() not in _known():
-        raise InvalidTimeZone(f"Unknown time zone {name!r}; expected an IANA name such as 'Asia/Jakarta'.")
+        raise InvalidTimeZone(_("Unknown time zone %(name)s; choose an IANA name such as Asia/Jakarta.",
+                                name=repr(name)))
     return name.strip()
 
 
@@ -61,19 +67,42 @@ def format_offset(offset: timedelta) -> str:
     return f"UTC{sign}{hours:02d}:{minutes:02d}"
 
 
-def format_in_zone(dt_utc: datetime, tz: str) -> str:
-    """E.g. 'Mon 7 Dec 2026, 09:00 (Asia/Jakarta, UTC+07:00)'; English names, independent of locale."""
+def format_day(day: date, locale: str | None = None, *, long: bool = False) -> str:
+    """A calendar day in the locale: 'Mon, Dec 7, 2026' (or 'Monday, December 7, 2026' when `long`)."""
+    return format_skeleton("yMMMMEEEEd" if long else "yMMMEd", day, locale=babel_locale(locale))
+
+
+def format_month(day: date, locale: str | None = None) -> str:
+    """'December 2026' in the locale."""
+    return format_skeleton("yMMMM", day, locale=babel_locale(locale))
+
+
+def format_clock(dt: datetime, locale: str | None = None) -> str:
+    """The wall-clock time of an already localised datetime, 24-hour, in the locale's digits and separator."""
+    return format_skeleton("Hm", dt, locale=babel_locale(locale))
+
+
+def weekday_names(locale: str | None = None, width: str = "abbreviated") -> list[str]:
+    """Monday..Sunday in the locale ('Mon'..'Sun' in English)."""
+    names = get_day_names(width, locale=babel_locale(locale))
+    return [names[i] for i in range(7)]
+
+
+def zone_label(dt_utc: datetime, tz: str) -> str:
+    """'Asia/Jakarta, UTC+07:00': the zone named, with its offset at that instant (UTC at the calendar's edge)."""
     local = localize(dt_utc, tz)
     name = "UTC" if local.tzinfo is timezone.utc else validate_tz(tz)
-    return (
-        f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year}, "
-        f"{local:%H:%M} ({name}, {format_offset(local.utcoffset())})"
-    )
+    return f"{name}, {format_offset(local.utcoffset())}"
 
 
-def format_duration(minutes: int) -> str:
-    """Human duration for messages: '24 hours', '1 hour', '90 minutes'."""
+def format_in_zone(dt_utc: datetime, tz: str, locale: str | None = None) -> str:
+    """E.g. 'Mon, Dec 7, 2026, 09:00 (Asia/Jakarta, UTC+07:00)': day and time in the viewer's locale."""
+    local = localize(dt_utc, tz)
+    return f"{format_day(local.date(), locale)}, {format_clock(local, locale)} ({zone_label(dt_utc, tz)})"
+
+
+def format_duration(minutes: int, locale: str | None = None) -> str:
+    """Human duration for messages: '24 hours', '1 hour', '90 minutes', in the locale's words."""
     if minutes >= 60 and minutes % 60 == 0:
-        hours = minutes // 60
-        return "1 hour" if hours == 1 else f"{hours} hours"
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+        return ngettext("%(num)d hour", "%(num)d hours", minutes // 60, locale=locale)
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes, locale=locale)

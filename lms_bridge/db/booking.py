@@ -120,6 +120,15 @@ def m001_booking(db):
     """)
 
 
+@migrations()
+def m002_cancel_reason_and_staff_experts(db):
+    """The participant's optional reason for cancelling; whether course staff may list themselves as experts."""
+    ddl(db, """
+    ALTER TABLE bookings ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE booking_settings ADD COLUMN staff_experts INTEGER NOT NULL DEFAULT 0
+    """)
+
+
 def _scope(scope) -> list:
     return list(scope)
 
@@ -139,14 +148,16 @@ def get_settings(db, scope) -> dict | None:
     return next(db.query(f"SELECT * FROM booking_settings WHERE {SCOPE}", _scope(scope)), None)
 
 
-def save_settings(db, scope, *, max_total, max_active, cancel_deadline_hours, min_notice_minutes) -> None:
+def save_settings(db, scope, *, max_total, max_active, cancel_deadline_hours, min_notice_minutes,
+                  staff_experts: bool = False) -> None:
     db.execute(
         "INSERT INTO booking_settings (platform_id, deployment_id, context_id, max_total, max_active,"
-        " cancel_deadline_hours, min_notice_minutes, updated_at) VALUES (?,?,?,?,?,?,?,?)"
+        " cancel_deadline_hours, min_notice_minutes, staff_experts, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(platform_id, deployment_id, context_id) DO UPDATE SET max_total = excluded.max_total,"
         " max_active = excluded.max_active, cancel_deadline_hours = excluded.cancel_deadline_hours,"
-        " min_notice_minutes = excluded.min_notice_minutes, updated_at = excluded.updated_at",
-        _scope(scope) + [max_total, max_active, cancel_deadline_hours, min_notice_minutes, ts()])
+        " min_notice_minutes = excluded.min_notice_minutes, staff_experts = excluded.staff_experts,"
+        " updated_at = excluded.updated_at",
+        _scope(scope) + [max_total, max_active, cancel_deadline_hours, min_notice_minutes, int(staff_experts), ts()])
 
 
 # --- experts ------------------------------------------------------------------------------
@@ -262,9 +273,9 @@ def move_booking(db, booking_id: int, slot: dict) -> None:
         raise BookingOverlap(str(e)) from None
 
 
-def cancel_booking(db, booking_id: int) -> bool:
-    cur = db.execute("UPDATE bookings SET status = 'cancelled', sequence = sequence + 1, updated_at = ?"
-                     " WHERE id = ? AND status = 'booked'", [ts(), booking_id])
+def cancel_booking(db, booking_id: int, reason: str = "") -> bool:
+    cur = db.execute("UPDATE bookings SET status = 'cancelled', cancel_reason = ?, sequence = sequence + 1,"
+                     " updated_at = ? WHERE id = ? AND status = 'booked'", [reason, ts(), booking_id])
     return cur.rowcount == 1
 
 

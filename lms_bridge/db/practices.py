@@ -71,6 +71,12 @@ def m001_practices(db):
     """)
 
 
+@migrations()
+def m002_retained(db):
+    # Set when retention removed the entry's course: the published text stays, anonymised.
+    db.execute("ALTER TABLE practices ADD COLUMN retained_at TEXT")
+
+
 def _entry(row) -> dict | None:
     if row is None:
         return None

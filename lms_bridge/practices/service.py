@@ -19,6 +19,9 @@ def site_of(db, launch) -> str:
 
 
 def project_consent(db, project_id: int) -> str:
+    entry = q.entry_for_project(db, project_id)
+    if entry and entry.get("retained_at"):
+        return rules.ANONYMOUS  # its course passed retention: the people are gone, the practice stays
     members = pq.members(db, project_id)
     chosen = q.consents(db, project_id)
     return rules.effective_consent([chosen[m["user_id"]]["choice"] if m["user_id"] in chosen else rules.NONE

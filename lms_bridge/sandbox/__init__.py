@@ -83,9 +83,11 @@ def init_app(app):
         return resp
 
 
-def seed_demo(app):
-    """Register the sandbox as a platform of the tool (idempotent) so launches work at once."""
+def seed_demo(app) -> list[str]:
+    """Register the sandbox as a platform of the tool (idempotent) so launches work at once, then add the
+    demo course's content (`sandbox.demo`: each seed function runs once). Returns the seeds that ran."""
     from ..db import connect
+    from .demo import run_seeds
     from .platform import ensure_registered
     from .webservice import link_tool
 
@@ -95,3 +97,4 @@ def seed_demo(app):
         link_tool(db, app.config["TOOL_URL"])  # the demo's Moodle web-service credentials
     finally:
         db.close()
+    return run_seeds(app)

@@ -19,6 +19,7 @@ from lti_config.registrations import add_platform
 
 from ..db import get_db
 from ..db import sandbox as sq
+from ..i18n import gettext as _
 from . import (CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, DEPLOYMENT_ID, LINKS, LTI_TYPE_ID, OTHER_COURSES, USERS,
                issuer)
 from .services import item_url
@@ -208,7 +209,7 @@ def auth():
                                nonce=p["nonce"], hint=hint, link=link, lineitem=lineitem)
     except SandboxRefusal as e:
         return render_template("sandbox/refused.html", problems=[str(e)]), 400
-    return render_template("lti/autopost.html", action=p["redirect_uri"],
+    return render_template("lti/autopost.html", action=p["redirect_uri"], title=_("Opening the tool…"),
                            fields={"id_token": sign(_data_dir(), claims), "state": p["state"]})
 
 
@@ -237,7 +238,7 @@ def start_launch(user_id, rl):
     deep_linked = _deep_linked(rl)
     if user_id not in USERS or (rl not in LINKS and deep_linked is None):
         return render_template("sandbox/refused.html", problems=["unknown user or activity"]), 404
-    return render_template("lti/autopost.html", action=tool_url + "/lti/login",
+    return render_template("lti/autopost.html", action=tool_url + "/lti/login", title=_("Opening the tool…"),
                            fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang"),
                                                     course=request.args.get("course"),
                                                     activity=deep_linked[0] if deep_linked else None))
@@ -248,7 +249,7 @@ def start_deep_link(user_id):
     tool_url = current_app.config["TOOL_URL"]
     if user_id not in USERS:
         return render_template("sandbox/refused.html", problems=["unknown user"]), 404
-    return render_template("lti/autopost.html", action=tool_url + "/lti/login",
+    return render_template("lti/autopost.html", action=tool_url + "/lti/login", title=_("Opening the tool…"),
                            fields=initiation_fields(tool_url, user_id, mtype="LtiDeepLinkingRequest"))
 
 

@@ -197,6 +197,13 @@ def queue_reminders(app) -> int:
         db.close()
 
 
+def retention_pass(app) -> None:
+    """Personal data of courses past RETENTION_DAYS goes once a day (see lms_bridge.privacy)."""
+    from ..privacy.service import retention_pass as run
+
+    run(app)
+
+
 def heartbeat(app, d: Deliverer, started) -> None:
     """A row `lms-bridge doctor` reads to tell a live worker from a dead one."""
     from ..db import ops
@@ -221,6 +228,7 @@ def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None 
             before = (d.stats.delivered, d.stats.retried, d.stats.failed)
             try:
                 queue_reminders(app)
+                retention_pass(app)
                 deliver_due(app, deliverer=d)
                 heartbeat(app, d, started)
             except Exception as exc:  # e.g. the database briefly unavailable: claims expire, so try again
