@@ -9,6 +9,7 @@ from .. import activities
 from ..bounds import clamp_page
 from ..security import local_target
 from ..db import get_db, parse_ts, ts
+from ..db import booking as booking_q
 from ..db import lti as lq
 from ..db import projects as q
 from ..errors import BridgeError, Conflict, NotAuthorized, NotFound
@@ -76,7 +77,8 @@ def workspace():
     project = data["project"]
     choices = [m for m in q.roster_learners(db, launch.scope) if m["user_id"] != launch.user_id]
     return render_template("projects/workspace.html", launch=launch, zone=zone, **data, roster=choices,
-                           is_owner=not project or project["owner_id"] == launch.user_id)
+                           is_owner=not project or project["owner_id"] == launch.user_id,
+                           notices=booking_q.notices(db, launch.scope, launch.user_id))
 
 
 @bp.post("/timezone")
@@ -293,7 +295,10 @@ def deadlines():
     error = None
     if request.method == "POST":
         try:
-            if request.form.get("subject"):
+            if request.form.get("session"):
+                rv.set_session(db, launch, request.form["session"], request.form.get("start", ""),
+                               request.form.get("end", ""), zone)
+            elif request.form.get("subject"):
                 rv.grant_extension(db, launch, request.form.get("stage", ""), request.form["subject"],
                                    request.form.get("until", ""), zone)
             else:
@@ -306,9 +311,11 @@ def deadlines():
     shown = {k: {"due": dl.format_time(parse_ts(r["due_at"]), zone),
                  "cutoff": r["cutoff_at"] and dl.format_time(parse_ts(r["cutoff_at"]), zone)}
              for k, r in q.deadlines(db, launch.scope).items()}
+    sessions = {k: shown.get(rv.SESSION_PREFIX + k) for k in rv.SESSIONS}
     return render_template("projects/deadlines.html", launch=launch, stages=STAGES, shown=shown, zone=zone,
+                           sessions=sessions, session_titles=rv.SESSIONS,
                            extensions=q.list_extensions(db, launch.scope), error=error,
-                           typed={k: request.form.get(k, "")[:40] for k in ("due", "cutoff", "until")},
+                           typed={k: request.form.get(k, "")[:40] for k in ("due", "cutoff", "until", "start", "end")},
                            learners=q.roster_learners(db, launch.scope),
                            groups=q.list_projects(db, launch.scope)), 400 if error else 200
 

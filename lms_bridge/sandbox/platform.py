@@ -121,7 +121,7 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
         C + "tool_platform": {"product_family_code": "moodle", "version": "2024100706", "guid": "sandbox",
                               "name": "sandbox", "description": "Sandbox LMS (test double)"},
         C + "version": "1.3.0",
-        C + "custom": {"user_tz": user.timezone},
+        C + "custom": {"user_tz": str(hint.get("tz") or user.timezone)},  # "99": Moodle's site default zone
         "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
             "scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
                       "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
@@ -215,7 +215,7 @@ def auth():
 
 def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype: str = "LtiResourceLinkRequest",
                       for_user: str | None = None, lang: str | None = None, course: str | None = None,
-                      activity: str | None = None) -> dict:
+                      activity: str | None = None, tz: str | None = None) -> dict:
     """What Moodle auto-POSTs to the tool's login URL (see login-initiation-*.json)."""
     hint = {"type": mtype, "launchid": secrets.token_hex(6)}
     target = tool_url + "/lti/launch"
@@ -228,6 +228,8 @@ def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype:
         hint["lang"] = lang
     if course:
         hint["course"] = course
+    if tz:  # a user on Moodle's default zone gets "99"
+        hint["tz"] = tz
     return {"iss": issuer(tool_url), "target_link_uri": target, "login_hint": user_id,
             "lti_message_hint": json.dumps(hint), "client_id": CLIENT_ID, "lti_deployment_id": DEPLOYMENT_ID}
 
@@ -240,7 +242,7 @@ def start_launch(user_id, rl):
         return render_template("sandbox/refused.html", problems=["unknown user or activity"]), 404
     return render_template("lti/autopost.html", action=tool_url + "/lti/login", title=_("Opening the tool…"),
                            fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang"),
-                                                    course=request.args.get("course"),
+                                                    course=request.args.get("course"), tz=request.args.get("tz"),
                                                     activity=deep_linked[0] if deep_linked else None))
 
 
