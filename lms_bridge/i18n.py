@@ -114,15 +114,39 @@ _ = gettext
 N_ = lazy_gettext
 
 
-def babel_locale(locale: str | None = None) -> Locale:
-    """Babel's Locale for formatting; English for the pseudo-locale or a code Babel does not know."""
-    code = locale or current_locale()
-    if code == PSEUDO_LOCALE:
-        code = DEFAULT_LOCALE
+class _Dhivehi(Locale):
+    """CLDR has no Dhivehi month or weekday names (Babel prints 'M12' and 'Mon'): the names used in the
+    Maldives for the Gregorian calendar, for every width and context."""
+
+    _MONTHS = ("ޖަނަވަރީ", "ފެބްރުއަރީ", "މާރިޗު", "އޭޕްރީލު", "މެއި", "ޖޫން", "ޖުލައި", "އޯގަސްޓު",
+               "ސެޕްޓެމްބަރު", "އޮކްޓޯބަރު", "ނޮވެމްބަރު", "ޑިސެމްބަރު")
+    _DAYS = ("ހޯމަ", "އަންގާރަ", "ބުދަ", "ބުރާސްފަތި", "ހުކުރު", "ހޮނިހިރު", "އާދިއްތަ")  # Monday first, as Babel
+
+    @property
+    def months(self):
+        names = {i + 1: n for i, n in enumerate(self._MONTHS)}
+        return {c: {w: names for w in ("wide", "abbreviated", "narrow")} for c in ("format", "stand-alone")}
+
+    @property
+    def days(self):
+        names = dict(enumerate(self._DAYS))
+        return {c: {w: names for w in ("wide", "abbreviated", "short", "narrow")} for c in ("format", "stand-alone")}
+
+
+@lru_cache(maxsize=32)
+def _parsed(code: str) -> Locale:
+    if code == "dv":
+        return _Dhivehi("dv")
     try:
         return Locale.parse(code.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
         return Locale.parse(DEFAULT_LOCALE)
+
+
+def babel_locale(locale: str | None = None) -> Locale:
+    """Babel's Locale for formatting; English for the pseudo-locale or a code Babel does not know."""
+    code = locale or current_locale()
+    return _parsed(DEFAULT_LOCALE if code == PSEUDO_LOCALE else code)
 
 
 def text_direction(locale: str | None = None) -> str:

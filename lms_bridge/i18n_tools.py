@@ -26,7 +26,7 @@ KEYWORDS = ["_", "gettext", "N_", "lazy_gettext", "ngettext:1,2"]
 def extract(out: Path = POT) -> Path:
     """Every marked string of the package into a .pot (no source locations: stable across edits)."""
     cmd = [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", "-F", str(PACKAGE.parent / "babel.cfg"),
-           "--no-location", "--sort-output", "--project", "lms_bridge", "-o", str(out)]
+           "--no-location", "--no-wrap", "--sort-output", "--project", "lms_bridge", "-o", str(out)]
     for keyword in KEYWORDS:
         cmd += ["-k", keyword]
     subprocess.run(cmd + [str(PACKAGE)], check=True)
@@ -68,14 +68,51 @@ def write_pseudo() -> None:
         write_mo(f, catalog)
 
 
+_PLACEHOLDER = re.compile(r"%\([a-z_0-9]+\)[sdif]|%[sdif]")
+
+
+def problems(locale: str, template: Path = POT) -> list[str]:
+    """What keeps a language's catalogue from being complete: messages missing, untranslated or fuzzy,
+    and translations whose placeholders differ from the source's."""
+    with open(template, "rb") as f:
+        wanted = {m.id if isinstance(m.id, str) else m.id[0]: m for m in read_po(f) if m.id}
+    with open(TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po", "rb") as f:
+        catalog = read_po(f)
+    have = {m.id if isinstance(m.id, str) else m.id[0]: m for m in catalog if m.id}
+    out = [f"missing: {k!r}" for k in wanted if k not in have]
+    for key, message in have.items():
+        if key not in wanted:
+            continue
+        strings = list(message.string) if isinstance(message.string, (list, tuple)) else [message.string]
+        ids = list(message.id) if isinstance(message.id, (list, tuple)) else [message.id]
+        if message.fuzzy:
+            out.append(f"fuzzy: {key!r}")
+        if not all(strings):
+            out.append(f"untranslated: {key!r}")
+            continue
+        expected = sorted(set(_PLACEHOLDER.findall(" ".join(ids))))
+        for text in strings:
+            found = sorted(set(_PLACEHOLDER.findall(text)))
+            # a plural form may leave out %(num)s (languages without plural forms say the number once)
+            if found != expected and sorted(set(expected) - {"%(num)s", "%(num)d"}) != sorted(set(found) - {"%(num)s", "%(num)d"}):
+                out.append(f"placeholders {found} differ from {expected}: {key!r}")
+    return out
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["check"] and len(argv) == 2:
+        found = problems(argv[1])
+        for line in found:
+            print(line)
+        print(f"{argv[1]}: {len(found)} problems")
+        return 1 if found else 0
     if argv[:1] == ["extract"]:
         extract()
         return 0
     if argv[:1] == ["pseudo"]:
         write_pseudo()
         return 0
-    print("usage: python -m lms_bridge.i18n_tools extract|pseudo", file=sys.stderr)
+    print("usage: python -m lms_bridge.i18n_tools extract|pseudo|check LOCALE", file=sys.stderr)
     return 2
 
 

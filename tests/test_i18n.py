@@ -63,3 +63,21 @@ def test_pseudo_keeps_placeholders_and_markup():
     for kept in ("%(stage)s", "<strong>", "%(date)s", "</strong>", "&amp;"):
         assert kept in out
     assert "Submit" not in out
+
+
+def test_dhivehi_dates_use_dhivehi_month_and_weekday_names():
+    import datetime
+
+    from babel.dates import format_skeleton
+
+    text = format_skeleton("yMMMEd", datetime.date(2026, 12, 7), locale=i18n.babel_locale("dv"))
+    assert "ޑިސެމްބަރު" in text and "ހޯމަ" in text and "M12" not in text and "Mon" not in text
+
+
+def test_babel_formats_indonesian_dates_and_numbers():
+    import datetime
+
+    from babel.dates import format_skeleton
+
+    assert format_skeleton("yMMMMd", datetime.date(2026, 12, 7), locale=i18n.babel_locale("id")) == "7 Desember 2026"
+    assert i18n.number(1234.5, "id") == "1.234,5"

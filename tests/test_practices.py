@@ -257,3 +257,14 @@ def test_library_queries_use_indexes_not_scans(app, client, lti):
     plan = " ".join(r[3] for r in db.execute(
         "EXPLAIN QUERY PLAN SELECT rowid FROM practices_fts WHERE practices_fts MATCH 'water' ORDER BY rank LIMIT 20"))
     assert "VIRTUAL TABLE INDEX" in plan
+
+
+def test_demo_library_has_published_alumni_entries_to_find(app, client, lti):
+    from lms_bridge.sandbox import seed_demo
+
+    with app.app_context():
+        seed_demo(app)
+    page = search_page(client, lti.launch(user="5", activity="home"), sdg="8")
+    assert "A child-labour-free pledge for every trade licence" in page
+    everything = search_page(client, lti.launch(user="5", activity="home"))
+    assert "4 projects found" in everything and "Dewi Lestari" not in everything  # anonymised alumni stay so
