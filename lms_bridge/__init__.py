@@ -62,8 +62,9 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
-    # Pages with their own time-zone form; every other page offers base.html's (browser zone, else named UTC).
-    app.jinja_env.globals["TZ_FORM_PAGES"] = ("projects.workspace", "projects.stage", "booking.participant")
+    # Pages with their own time-zone form (and booking's participant page, which passes tz_known); every other
+    # page offers base.html's (browser zone, else named UTC).
+    app.jinja_env.globals["TZ_FORM_PAGES"] = ("projects.workspace", "projects.stage")
     ops.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)

@@ -27,6 +27,7 @@ class Policy:
 
     allow_private: bool = False
     trusted_origins: frozenset = frozenset()
+    allow_loopback: bool = False  # a trial install on loopback may register the LMS beside it, on any port
     max_bytes: int = MAX_BYTES
     deadline: float = 15.0
 
@@ -36,9 +37,13 @@ def origin(url: str) -> str:
     return f"{p.scheme}://{p.netloc}".lower()
 
 
+def _plain(ip: ipaddress._BaseAddress) -> ipaddress._BaseAddress:
+    """An IPv4 address written as IPv6 (::ffff:127.0.0.1) is judged as the IPv4 address it is."""
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+
+
 def _blocked(ip: ipaddress._BaseAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip = _plain(ip)
     return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
             or ip.is_unspecified or getattr(ip, "is_site_local", False))
 
@@ -57,8 +62,13 @@ def check_destination(url: str, policy: Policy, resolver=None) -> None:
         raise OutboundRefused(f"{url!r} is not an absolute http(s) URL")
     if policy.allow_private or origin(url) in policy.trusted_origins:
         return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise OutboundRefused(f"{url!r} has an invalid port") from None
     for ip in (resolver or resolve)(parts.hostname, port):
+        if policy.allow_loopback and _plain(ip).is_loopback:
+            continue
         if _blocked(ip):
             raise OutboundRefused(f"{parts.hostname} resolves to a loopback, private or link-local address "
                                   f"({ip}); the tool does not call such addresses")

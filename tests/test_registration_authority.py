@@ -283,3 +283,39 @@ def test_parse_json_refuses_depth_before_parsing():
     assert outbound.parse_json(b'{"a": [1, {"b": "[[[[" }]}', "x") == {"a": [1, {"b": "[[[["}]}
     with pytest.raises(outbound.OutboundRefused, match="nested"):
         outbound.parse_json(b"[" * 33 + b"]" * 33, "x")
+
+
+def test_a_tool_on_loopback_may_register_the_lms_beside_it_on_any_port_but_not_private_ones():
+    loop = [ipaddress.ip_address("127.0.0.1")]
+    policy = outbound.Policy(allow_loopback=True)
+    outbound.check_destination("http://127.0.0.1:8080/mod/lti/openid-configuration.php", policy, lambda h, p: loop)
+    with pytest.raises(outbound.OutboundRefused):
+        outbound.check_destination("http://10.0.0.8/x", policy, lambda h, p: [ipaddress.ip_address("10.0.0.8")])
+    with pytest.raises(outbound.OutboundRefused):
+        outbound.check_destination("http://127.0.0.1:8080/x", outbound.Policy(), lambda h, p: loop)
+
+
+def test_a_registration_url_with_a_broken_port_is_a_400(client):
+    page = register(client, conf_url="https://moodle.example:99999999/mod/lti/openid-configuration.php")
+    assert page.status_code == 400
+
+
+# --- web-service credentials belong to the Moodle site ------------------------------------------------------
+def test_moodle_ws_credentials_serve_every_client_id_of_the_site(app, client, db, cli, public_dns):
+    from lms_bridge.db import sandbox as sq
+    from lms_bridge.sandbox import issuer
+
+    iss = issuer(TOOL_URL)
+    first = lq.find_platform(db, iss)["id"]
+    second = lq.add_platform(db, issuer=iss, client_id="registered-again", auth_login_url=iss + "/mod/lti/auth.php",
+                             auth_token_url=iss + "/mod/lti/token.php", key_set_url=iss + "/mod/lti/certs.php",
+                             deployment_ids=["3"])
+    result = cli("platforms", "moodle-ws", "--issuer", iss, "--url", iss, "--token", sq.DEFAULT_WS_TOKEN)
+    assert result.exit_code == 0, result.output
+    assert lq.get_moodle_ws(db, first)["token"] == lq.get_moodle_ws(db, second)["token"] == sq.DEFAULT_WS_TOKEN
+    listing = cli("platforms", "list").stdout
+    assert f"{first}\tactive\t{iss}\tclient sandbox-client" in listing
+    assert f"{second}\tactive\t{iss}\tclient registered-again\tdeployments 3\tlast launch never" in listing
+    ambiguous = cli("reconcile", "--issuer", iss, "--context", "2")
+    assert ambiguous.exit_code != 0 and "--client-id" in ambiguous.output
+    assert cli("reconcile", "--issuer", iss, "--client-id", "sandbox-client", "--context", "2").exit_code == 0

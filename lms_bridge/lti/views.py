@@ -128,10 +128,8 @@ def outbound_policy() -> Policy:
     trusted = {origin(u.strip()).lower() for u in str(cfg.get("TEST_PLATFORM") or "").split(",") if u.strip()}
     if cfg.get("SANDBOX_ENABLED") or is_loopback(urlsplit(cfg["TOOL_URL"]).hostname):
         trusted.add(origin(cfg["TOOL_URL"]).lower())  # the sandbox, or a trial install beside its LMS
-    if is_loopback(urlsplit(cfg["TOOL_URL"]).hostname):
-        trusted |= {f"http://{h}" for h in ("127.0.0.1", "localhost", "[::1]")}
     return Policy(allow_private=bool(cfg["ALLOW_INSECURE_PLATFORMS"]), trusted_origins=frozenset(trusted),
-                  deadline=float(cfg["HTTP_TIMEOUT"]))
+                  allow_loopback=is_loopback(urlsplit(cfg["TOOL_URL"]).hostname), deadline=float(cfg["HTTP_TIMEOUT"]))
 
 
 def _sandbox_registration(config_url: str) -> bool:
