@@ -51,7 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()
     logging.getLogger("lms_bridge").setLevel(logging.INFO)
 
-    from . import db, errors, i18n, main, ops
+    from . import db, errors, i18n, main, ops, security
     from .booking import views as booking_views
     from .lti import deep_linking, views
     from .practices import views as practice_views
@@ -61,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    security.init_app(app)  # same-site check, CSP with nonces, the launch cookie
     i18n.init_app(app)
     # Pages with their own time-zone form (and booking's participant page, which passes tz_known); every other
     # page offers base.html's (browser zone, else named UTC).
@@ -75,15 +76,6 @@ def create_app(config: dict | None = None) -> Flask:
         from .sandbox import init_app as init_sandbox
 
         init_sandbox(app)
-
-    @app.after_request
-    def _frame_headers(resp):
-        # The tool lives inside the LMS iframe: allow framing, but keep pages out of shared caches.
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        if resp.mimetype == "text/html":
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
 
     return app
 

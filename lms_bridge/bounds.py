@@ -23,10 +23,10 @@ def int_problem(value: int, lo: int, hi: int, what: str) -> str | None:
     if lo <= value <= hi:
         return None
     if abs(value) < 10 ** 15:
-        return _("%(what)s must be between %(lo)s and %(hi)s, got %(value)s.", what=what, lo=f"{lo:,}",
-                 hi=f"{hi:,}", value=f"{value:,}")
+        return _("%(what)s must be between %(lo)s and %(hi)s, got %(value)s.", what=what, lo=format(lo, ","),
+                 hi=format(hi, ","), value=format(value, ","))
     return _("%(what)s must be between %(lo)s and %(hi)s; the number given is far too large.", what=what,
-             lo=f"{lo:,}", hi=f"{hi:,}")
+             lo=format(lo, ","), hi=format(hi, ","))
 
 
 def date_problem(value: date | datetime, what: str) -> str | None:

@@ -30,8 +30,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Session and launch-token signing secret; generated once into `DATA_DIR/secret_key`."),
     Setting("SANDBOX_ENABLED", None, False,
             "Mount the sandbox LMS (a test double). Set by `lms-bridge demo` and the tests only.", bool),
-    Setting("LAUNCH_TOKEN_TTL", "LMS_BRIDGE_LAUNCH_TOKEN_TTL", 8 * 3600,
-            "Seconds a launch stays usable inside the LMS frame before the user must relaunch.", int),
+    Setting("LAUNCH_TOKEN_TTL", "LMS_BRIDGE_LAUNCH_TOKEN_TTL", 3600,
+            "Idle lifetime of a launch, in seconds: renewed while the person is active; after this long without "
+            "a request they open the activity again from the LMS.", int),
+    Setting("LAUNCH_MAX_AGE", "LMS_BRIDGE_LAUNCH_MAX_AGE", 12 * 3600,
+            "Seconds a launch is usable at most, however active; then a new launch from the LMS is needed.", int),
     Setting("STATE_TTL", "LMS_BRIDGE_STATE_TTL", 600,
             "Seconds between OIDC login and launch before the login state expires.", int),
     Setting("KEY_GRACE_DAYS", "LMS_BRIDGE_KEY_GRACE_DAYS", 14,

@@ -169,8 +169,8 @@ def switcher_items() -> list[tuple[str, str, str]]:
         path, args = request.path, request.args.to_dict()
     else:  # a page answering a form post: offer the languages on the home page instead
         path, args = "/app/home", {}
-    if launch is not None and launch.token and "lt" not in args:
-        args["lt"] = launch.token
+    if launch is not None and launch.token:
+        args["lt"] = launch.token  # the renewed token or the cookie reference, never the one presented
     items = []
     for code, name in LANGUAGES.items():
         args["lang"] = code

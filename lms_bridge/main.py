@@ -21,6 +21,9 @@ def index():
 @requires_launch()
 def landing():
     launch = current_launch()
+    from .projects.service import record_launch
+
+    record_launch(get_db(), launch)  # every launch puts its person on the course roster (experts are chosen there)
     if launch.message_type == "LtiDeepLinkingRequest":
         return redirect(url_for("deep_linking.picker", lt=launch.token), 303)
     if launch.message_type == "LtiSubmissionReviewRequest" and activities.endpoint_for("review"):

@@ -5,6 +5,7 @@ from flask import Response, redirect, render_template, request, url_for
 
 from .. import bounds
 from ..db import booking as q
+from ..db.projects import course_members, roster_member
 from ..db import get_db, parse_ts, utcnow, write_transaction
 from ..i18n import gettext as _
 from ..lti.context import current_launch, requires_launch
@@ -15,6 +16,7 @@ from .views import TOPICS, _tz, bp, status_word, zone_choices
 from .zones import format_clock, format_day, localize, validate_tz, weekday_names
 
 STAFF = ("facilitator", "admin")
+EXPERT_PAGES = STAFF + ("expert",)  # an expert-only member reaches these and nothing else of the staff pages
 
 
 @bp.post("/expert")
@@ -33,7 +35,7 @@ def become_expert():
 
 def _own_expert(launch, db) -> dict:
     expert = q.expert_by_user(db, launch.scope, launch.user_id)
-    if not expert:
+    if not expert or (launch.role == "expert" and not expert["active"]):  # removed since the launch
         raise service.UnknownBooking(_("You are not listed as an expert in this course yet."))
     return expert
 
@@ -67,14 +69,14 @@ def _render_profile(expert: dict, *, draft: dict | None = None, errors: dict | N
 
 
 @bp.get("/profile")
-@requires_launch(*STAFF)
+@requires_launch(*EXPERT_PAGES)
 def profile():
     launch, db = current_launch(), get_db()
     return _render_profile(_own_expert(launch, db))
 
 
 @bp.post("/profile")
-@requires_launch(*STAFF)
+@requires_launch(*EXPERT_PAGES)
 def save_profile():
     launch, db = current_launch(), get_db()
     expert = _own_expert(launch, db)
@@ -98,7 +100,7 @@ def save_profile():
 
 
 @bp.post("/availability")
-@requires_launch(*STAFF)
+@requires_launch(*EXPERT_PAGES)
 def publish():
     """Validate the rows and materialise the expert's slots; booked slots are never removed.
 
@@ -123,6 +125,7 @@ def _overview_page(launch, db, *, limits=None, staff_experts=None, error=None):
                            staff_experts=service.staff_may_be_experts(db, launch.scope)
                            if staff_experts is None else staff_experts,
                            experts=q.list_experts(db, launch.scope, active_only=False),
+                           members=course_members(db, launch.scope),
                            done=request.args.get("done"), error=error), 400 if error else 200
 
 
@@ -162,6 +165,21 @@ def save_settings():
     with write_transaction(db):
         q.save_settings(db, launch.scope, **values)
     return redirect(url_for("booking.overview", lt=launch.token, done="settings"), 303)
+
+
+@bp.post("/experts")
+@requires_launch(*STAFF)
+def add_expert():
+    """A facilitator makes a member of the course an expert: from their next launch they reach the expert
+    pages (profile, availability, their consultations) and, unless they are staff, nothing else."""
+    launch, db = current_launch(), get_db()
+    member = roster_member(db, launch.scope, request.form.get("user_id", ""))
+    if member is None:
+        raise service.UnknownBooking(_("Choose a member of this course."))
+    with write_transaction(db):
+        q.upsert_expert(db, launch.scope, member["user_id"], name=member["name"], email=member["email"],
+                        timezone="UTC")
+    return redirect(url_for("booking.overview", lt=launch.token, done="expert"), 303)
 
 
 @bp.post("/experts/<int:expert_id>/active")

@@ -143,7 +143,7 @@ def day_picker(slots: list[dict], tz: str, day_arg: str | None, month_arg: str |
 def index():
     launch, db = current_launch(), get_db()
     tz = _tz(launch)
-    if launch.is_staff:
+    if launch.is_staff or launch.role == "expert":
         expert = q.expert_by_user(db, launch.scope, launch.user_id)
         upcoming = [b for b in q.expert_bookings(db, expert["id"]) if b["end_utc"] > ts()] if expert else []
         return render_template("booking/staff.html", launch=launch, tz=tz, expert=expert, bookings=upcoming,
@@ -321,7 +321,7 @@ def reschedule(booking_id: int):
 
 
 @bp.post("/bookings/<int:booking_id>/outcome")
-@requires_launch("facilitator", "admin")
+@requires_launch("facilitator", "admin", "expert")
 def outcome(booking_id: int):
     launch, db = current_launch(), get_db()
     row, _expert, viewer = _visible_booking(launch, db, booking_id)

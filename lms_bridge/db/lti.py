@@ -157,9 +157,18 @@ def save_launch(db, launch: dict) -> None:
 
     row = dict(launch, claims=json.dumps(launch["claims"]), user_email=clean_email(launch.get("user_email")),
                user_name=clean_name(launch.get("user_name")), context_title=clean_name(launch.get("context_title")))
+    if row["role"] not in ("facilitator", "admin") and is_course_expert(db, row):
+        row["role"] = launch["role"] = "expert"  # a facilitator made this member an expert of the course
     cols = ", ".join(row)
     _write(db, f"INSERT INTO launches ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
+
+
+def is_course_expert(db, launch: dict) -> bool:
+    """An active expert of the launch's course (booking_experts: unique per course and user)."""
+    return one(db, "SELECT 1 AS yes FROM booking_experts WHERE platform_id = ? AND deployment_id = ?"
+                   " AND context_id = ? AND user_id = ? AND active = 1",
+               [launch["platform_id"], launch["deployment_id"], launch["context_id"], launch["user_id"]]) is not None
 
 
 def get_launch(db, launch_id: str) -> dict | None:
@@ -167,6 +176,11 @@ def get_launch(db, launch_id: str) -> dict | None:
     if row:
         row = dict(row, claims=json.loads(row["claims"]))
     return row
+
+
+def touch_launch(db, launch_id: str, expires_at: str) -> None:
+    """An active launch lives on (idle lifetime); never shortened."""
+    _write(db, "UPDATE launches SET expires_at = ? WHERE id = ? AND expires_at < ?", [expires_at, launch_id, expires_at])
 
 
 def set_launch_timezone(db, launch_id: str, tz: str) -> None:

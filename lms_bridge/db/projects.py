@@ -140,7 +140,7 @@ def course_links(db, scope) -> dict:
 def upsert_member(db, scope, user_id, name, email, role, *, from_launch: bool) -> None:
     """A launch states the role the tool acts on; NRPS never downgrades staff (Moodle lists
     non-editing teachers as Learner there)."""
-    keep = "excluded.role" if from_launch else f"CASE WHEN role IN {STAFF} THEN role ELSE excluded.role END"
+    keep = "excluded.role" if from_launch else f"CASE WHEN role IN {STAFF + ('expert',)} THEN role ELSE excluded.role END"
     db.execute("INSERT INTO roster (platform_id, deployment_id, context_id, user_id, name, email, role, active,"
                " updated_at) VALUES (?,?,?,?,?,?,?,1,?) ON CONFLICT DO UPDATE SET"
                " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,"
@@ -156,6 +156,15 @@ def roster_member(db, scope, user_id) -> dict | None:
 def roster_learners(db, scope) -> list[dict]:
     return [dict(r) for r in db.query(f"SELECT user_id, name, role FROM roster WHERE {SCOPE} AND role = 'learner'"
                                       " AND active = 1 ORDER BY name", list(scope))]
+
+
+def course_members(db, scope) -> list[dict]:
+    """Everyone on the roster who is not already an expert of the course (for "add an expert")."""
+    return [dict(r) for r in db.query(
+        f"SELECT user_id, name, role FROM roster r WHERE {SCOPE} AND active = 1 AND NOT EXISTS (SELECT 1 FROM"
+        " booking_experts e WHERE e.platform_id = r.platform_id AND e.deployment_id = r.deployment_id"
+        " AND e.context_id = r.context_id AND e.user_id = r.user_id AND e.active = 1) ORDER BY name",
+        list(scope))]
 
 
 def roster_roles(db, scope) -> dict:

@@ -21,10 +21,9 @@ from ..db import lti as q
 from ..db import registration as reg
 from ..db import ts, utcnow, write_transaction
 from ..errors import LaunchError
+from .identity import role_of  # noqa: F401  (re-exported: the course role lives with the identity rules)
 
 LEEWAY = 5
-STAFF_ROLES = ("#Instructor", "#TeachingAssistant", "#ContentDeveloper", "#Mentor")
-ADMIN_ROLES = ("#Administrator", "#SysAdmin")
 
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
@@ -213,15 +212,6 @@ def check_claims(claims: dict, platform: dict) -> str:
         if value in (None, "", []) or (name == "roles" and not isinstance(value, list)):
             raise LaunchError(f"The launch lacks the required {name} claim.", code="missing_claim")
     return mtype
-
-
-def role_of(roles: list) -> str:
-    roles = [r for r in roles if isinstance(r, str)]
-    if any(r.endswith(a) for r in roles for a in ADMIN_ROLES):
-        return "admin"
-    if any(r.endswith(s) or r in ("Instructor", "TeachingAssistant") for r in roles for s in STAFF_ROLES):
-        return "facilitator"
-    return "learner"
 
 
 def activity_of(claims: dict) -> str | None:

@@ -3,18 +3,15 @@ from __future__ import annotations
 
 from ..clients.lti_services import SCOPE_NRPS
 from ..db import write_transaction
+from ..lti.identity import role_of
 from ..lti.services import service_client
 from ..db import lti as lq
 from ..db import projects as q
 
 
 def role_from_nrps(roles: list) -> str:
-    names = [str(r).rsplit("#", 1)[-1] for r in roles or []]
-    if "Administrator" in names:
-        return "admin"
-    if any(n in ("Instructor", "TeachingAssistant", "ContentDeveloper", "Mentor") for n in names):
-        return "facilitator"
-    return "learner"
+    """NRPS lists roles as short names (Moodle) or full URIs; the same course-role rules as a launch."""
+    return role_of(roles)
 
 
 def sync_roster(db, scope, session, signer) -> int:
