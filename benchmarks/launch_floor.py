@@ -106,9 +106,8 @@ APP = textwrap.dedent('''
 ''')
 
 
-def main():
-    args = arguments()
-    platform = Platform()
+def measure_floor(args, platform) -> float:
+    """Run the floor app and measure it like launch.py does; prints its lines, returns its CPU multiple."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,8 +138,10 @@ def main():
         _, trivial_rounds, launch_rounds = warm_up_and_measure(url, platform, args, proc)
     print(f"bare Flask floor, gunicorn gthread --workers 2 --threads 4; client concurrency {args.concurrency}; "
           f"{args.rounds} rounds of {args.seconds:g}s; medians")
-    print(summary(trivial_rounds, launch_rounds))
+    sentence, multiple = summary(trivial_rounds, launch_rounds)
+    print(sentence)
+    return multiple
 
 
-if __name__ == "__main__":
-    main()
+def main():
+    measure_floor(arguments(), Platform())

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 import requests
-from flask import Flask
+from flask import Flask, Response
 from flask.sessions import SessionInterface
 from werkzeug.routing import IntegerConverter, ValidationError
 
@@ -37,6 +37,24 @@ class BoundedInt(IntegerConverter):
         return super().to_python(value)
 
 
+class ToolResponse(Response):
+    """Every answer carries these headers from the moment it is made (cheaper than an after-request hook).
+    The tool lives inside the LMS iframe: framing is allowed, but pages stay out of shared caches."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Constant, valid values appended to werkzeug's header list as they are: Headers.setdefault would
+        # re-validate each one and cost twice the response itself.
+        items = self.headers._list
+        present = {name.lower() for name, _value in items}
+        if "x-content-type-options" not in present:
+            items.append(("X-Content-Type-Options", "nosniff"))
+        if "referrer-policy" not in present:
+            items.append(("Referrer-Policy", "no-referrer"))
+        if "cache-control" not in present and self.headers.get("Content-Type", "").startswith("text/html"):
+            items.append(("Cache-Control", "no-store"))
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Application factory: defaults, environment, then `config` (tests and `demo` pass overrides)."""
     app = Flask(__name__, instance_relative_config=False)
@@ -46,6 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
         values["SECRET_KEY"] = settings.secret_key(values["DATA_DIR"])
     app.config.from_mapping(values)
     app.session_interface = NoSessions()
+    app.response_class = ToolResponse
     app.url_map.converters["int"] = BoundedInt
     app.config["MAX_CONTENT_LENGTH"] = (values["MAX_UPLOAD_MB"] + 1) * 1024 * 1024
     app.extensions["lms_bridge_http"] = (config or {}).get("HTTP_SESSION") or requests.Session()

@@ -107,11 +107,8 @@ def frame_ancestors() -> str:
 def _headers(resp):
     from .lti.context import set_launch_cookie
 
-    set_launch_cookie(resp)
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    set_launch_cookie(resp)  # nosniff, no-referrer and no-store come with every ToolResponse
     if resp.mimetype == "text/html":
-        resp.headers.setdefault("Cache-Control", "no-store")
         if "Content-Security-Policy" not in resp.headers:
             nonce = g.get("csp_nonce")
             script = f"script-src 'self' 'nonce-{nonce}'" if nonce else "script-src 'self'"

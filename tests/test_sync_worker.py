@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from lms_bridge.db import connect, write_transaction
+from lms_bridge.db import connect, utcnow, write_transaction
 from lms_bridge.db import lti as q
 from lms_bridge.db import outbox as ob
 from lms_bridge.db import sync as cache
@@ -254,7 +254,8 @@ def test_a_line_item_another_process_is_creating_is_waited_for_not_created_twice
 
 def test_a_dead_workers_line_item_claim_is_taken_over_and_claims_are_released(sync_app):
     with write_transaction(sync_app.db):
-        sync_app.db.execute("INSERT INTO sync_lineitem_claims VALUES (?, ?, 'project_plan', 'resource', ?)",
+        sync_app.db.execute("INSERT INTO sync_lineitem_claims (platform_id, lineitems_url, resource_id, tag,"
+                            " claimed_at) VALUES (?, ?, 'project_plan', 'resource', ?)",
                             [sync_app.pid, LINEITEMS, "2026-01-01T00:00:00+00:00"])
     job = score(sync_app)
     with responses.RequestsMock() as rsps:
@@ -270,3 +271,39 @@ def test_a_dead_workers_line_item_claim_is_taken_over_and_claims_are_released(sy
         rsps.get(LINEITEMS.split("?")[0], status=503)
         deliver_due(sync_app)
     assert state(sync_app, again)["state"] == "failed" and claims(sync_app) == 0
+
+
+def test_a_line_item_claim_of_a_killed_worker_ends_with_its_outbox_lease_not_after_two_minutes(sync_app):
+    """Worker A took job 1's lease (30 s) and the column's claim, then was killed mid-create."""
+    key = (sync_app.pid, LINEITEMS, "project_plan", "grade")
+    first, second = score(sync_app, user="5"), score(sync_app, user="6")
+    start = utcnow()
+    (a_job,) = ob.claim(sync_app.db, "worker-a", limit=1, lease_seconds=30, now=start)
+    assert a_job["id"] == first
+    assert cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2), job_id=first,
+                                worker_id="worker-a", now=start)
+    # while A's lease holds, worker B (delivering another grade of the same column) must wait
+    (b_job,) = ob.claim(sync_app.db, "worker-b", limit=1, lease_seconds=30, now=start)
+    assert b_job["id"] == second
+    assert not cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2), job_id=second,
+                                    worker_id="worker-b", now=start + timedelta(seconds=29))
+    # 31 s later the lease has run out: the claim is taken over at once, not two minutes after it was made
+    later = start + timedelta(seconds=31)
+    assert cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2), job_id=second,
+                                worker_id="worker-b", now=later)
+    row = sync_app.db.execute("SELECT job_id, worker_id FROM sync_lineitem_claims").fetchone()
+    assert tuple(row) == (second, "worker-b") and claims(sync_app) == 1
+
+
+def test_a_line_item_claim_of_a_job_whose_lease_was_taken_by_another_worker_is_taken_over(sync_app):
+    key = (sync_app.pid, LINEITEMS, "project_plan", "grade")
+    job = score(sync_app)
+    start = utcnow()
+    ob.claim(sync_app.db, "worker-a", limit=1, lease_seconds=30, now=start)
+    assert cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2), job_id=job,
+                                worker_id="worker-a", now=start)
+    # A is gone; B claims the same job after the lease and must be able to create the column
+    later = start + timedelta(seconds=31)
+    assert [j["id"] for j in ob.claim(sync_app.db, "worker-b", limit=1, lease_seconds=30, now=later)] == [job]
+    assert cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2), job_id=job,
+                                worker_id="worker-b", now=later + timedelta(seconds=1))

@@ -67,6 +67,10 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
             pending = [p.name for p in m.pending(db)]
             m.apply(db)
             applied += [f"{m.name}:{n}" for n in pending]
+        if applied:  # new tables or indexes: give the planner statistics to choose among them
+            from .upkeep import analyze
+
+            analyze(db)
     return applied
 
 

@@ -81,6 +81,12 @@ def cached_keyset(db, platform_id: int) -> tuple[dict, object] | None:
     return (json.loads(row["jwks"]), parse_ts(row["fetched_at"])) if row else None
 
 
+def cached_keyset_text(db, platform_id: int) -> tuple[str, str] | None:
+    """The cached key set as stored (JSON text, fetched-at timestamp): parsed by the caller once per text."""
+    row = one(db, "SELECT jwks, fetched_at FROM platform_keysets WHERE platform_id = ?", [platform_id])
+    return (row["jwks"], row["fetched_at"]) if row else None
+
+
 def store_keyset(db, platform_id: int, jwks: dict) -> None:
     _write(db, "INSERT INTO platform_keysets (platform_id, jwks, fetched_at) VALUES (?,?,?)"
                " ON CONFLICT(platform_id) DO UPDATE SET jwks = excluded.jwks, fetched_at = excluded.fetched_at",
@@ -140,15 +146,6 @@ def use_nonce(db, issuer: str, nonce: str, expires_at) -> bool:
     except sqlite3.IntegrityError:
         return False
     return True
-
-
-def purge_expired(db) -> None:
-    now = ts()
-    with write_transaction(db):
-        db.execute("DELETE FROM oidc_states WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM used_nonces WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM launches WHERE expires_at < ?", [now])
-        db.execute("DELETE FROM access_tokens WHERE expires_at < ?", [now])
 
 
 # --- launches -----------------------------------------------------------------------------

@@ -362,98 +362,17 @@ def audit_trail(db, scope, project_id=None, limit=500) -> list[dict]:
         f"SELECT * FROM audit WHERE {SCOPE} {extra} ORDER BY id DESC LIMIT ?", [*scope, *params, limit])]
 
 
-# --- facilitator dashboard: one aggregated query per page, counts over the whole filtered set -------
-def _grid_sql(stages, has_deadlines: dict) -> str:
-    cols = []
-    for i, key in enumerate(stages):
-        cols += [f"MAX(CASE WHEN s.stage = :s{i} THEN s.status END) AS status_{i}",
-                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.late END) AS late_{i}",
-                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.grade END) AS grade_{i}",
-                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.marking_state END) AS marking_{i}",
-                 f"MAX(CASE WHEN s.stage = :s{i} THEN s.submitted_at END) AS submitted_{i}"]
-    missing = []
-    for i, key in enumerate(stages):
-        if has_deadlines.get(key):
-            ext = (f"(SELECT MAX(e.until_at) FROM extensions e WHERE e.platform_id = :p AND e.deployment_id = :d"
-                   f" AND e.context_id = :c AND e.stage = :s{i} AND e.subject IN ('user:' || g.user_id,"
-                   f" 'project:' || g.project_id))")
-            missing.append(f"(g.submitted_{i} IS NULL AND :now > COALESCE({ext}, :due{i})) AS missing_{i}")
-        else:
-            missing.append(f"0 AS missing_{i}")
-    return f"""
-    WITH people AS (
-        SELECT r.user_id, r.name, m.project_id, m.member_role, COALESCE(p.country, '') AS country,
-               COALESCE(p.title, '') AS title
-        FROM roster r
-        LEFT JOIN project_members m ON m.platform_id = r.platform_id AND m.deployment_id = r.deployment_id
-             AND m.context_id = r.context_id AND m.user_id = r.user_id
-        LEFT JOIN projects p ON p.id = m.project_id
-        WHERE r.platform_id = :p AND r.deployment_id = :d AND r.context_id = :c AND r.role = 'learner'
-              AND r.active = 1
-    ), g AS (
-        SELECT people.*, {', '.join(cols)}
-        FROM people LEFT JOIN submissions s ON s.project_id = people.project_id
-        GROUP BY people.user_id
-    ), grid AS (
-        SELECT g.*, {', '.join(missing)} FROM g
-    )"""
+# --- facilitator dashboard: see db/dashboard.py (a page costs a page, not the course) ---------------
+def dashboard(db, scope, stages, due: dict, now: str, **filters) -> tuple[list[dict], int, dict]:
+    from .dashboard import dashboard as page
 
-
-def dashboard(db, scope, stages, due: dict, now: str, *, stage=None, status=None, country=None,
-              page=1, per_page=100) -> tuple[list[dict], int, dict]:
-    """(rows of this page, total rows matching, counts[stage][status] over the country-filtered set).
-
-    `due` maps stage -> due timestamp (UTC ISO) for the missing flag; status may be a workflow
-    status or the flags 'late' / 'missing'.
-    """
-    params = {"p": scope[0], "d": scope[1], "c": scope[2], "now": now}
-    for i, key in enumerate(stages):
-        params[f"s{i}"] = key
-        if due.get(key):
-            params[f"due{i}"] = due[key]
-    base = _grid_sql(stages, due)
-    where, filters = [], {}
-    if country:
-        where.append("country = :country")
-        filters["country"] = country
-    count_where = list(where)
-    if stage in stages and status:
-        i = stages.index(stage)
-        if status == "late":
-            where.append(f"late_{i} = 1")
-        elif status == "missing":
-            where.append(f"missing_{i}")
-        elif status == "not_started":
-            where.append(f"status_{i} IS NULL")
-        else:
-            where.append(f"status_{i} = :status")
-            filters["status"] = status
-    clause = ("WHERE " + " AND ".join(where)) if where else ""
-    rows = [dict(r) for r in db.query(
-        f"{base} SELECT grid.*, COUNT(*) OVER () AS total FROM grid {clause}"
-        f" ORDER BY name, user_id LIMIT :limit OFFSET :offset",
-        {**params, **filters, "limit": per_page, "offset": (max(page, 1) - 1) * per_page})]
-    total = rows[0]["total"] if rows else 0
-    if not rows and page > 1:
-        total = next(db.query(f"{base} SELECT COUNT(*) AS n FROM grid {clause}", {**params, **filters}))["n"]
-    sums = []
-    for i, _key in enumerate(stages):
-        sums += [f"SUM(COALESCE(status_{i}, 'not_started') = '{st}') AS c{i}_{st}" for st in
-                 ("not_started", "draft", "submitted", "returned", "approved", "graded")]
-        sums += [f"SUM(late_{i} = 1) AS c{i}_late", f"SUM(missing_{i}) AS c{i}_missing"]
-    cclause = ("WHERE " + " AND ".join(count_where)) if count_where else ""
-    agg = dict(next(db.query(f"{base} SELECT COUNT(*) AS everyone, {', '.join(sums)} FROM grid {cclause}",
-                             {**params, **({"country": country} if country else {})})))
-    counts = {"everyone": agg.pop("everyone")}
-    for name, value in agg.items():
-        i, st = name[1:].split("_", 1)
-        counts.setdefault(stages[int(i)], {})[st] = value or 0
-    return rows, total, counts
+    return page(db, scope, stages, due, now, **filters)
 
 
 def countries(db, scope) -> list[str]:
-    return [r["country"] for r in db.query(f"SELECT DISTINCT country FROM projects WHERE {SCOPE} AND country != ''"
-                                           " ORDER BY country", list(scope))]
+    from .dashboard import countries as listed
+
+    return listed(db, scope)
 
 
 def list_projects(db, scope) -> list[dict]:

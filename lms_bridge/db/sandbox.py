@@ -168,11 +168,14 @@ def gradebook(db) -> list[dict]:
                      " LEFT JOIN sb_grades g ON g.lineitem_id = i.id ORDER BY i.id, g.user_id")
 
 
-def grade_of(db, resource_id: str, user_id: str, tag: str | None = None) -> float | None:
+def grade_of(db, resource_id: str, user_id: str, tag: str | None = None, course: str | None = None) -> float | None:
     """The stored score of a user on the line item with this resourceId (tests and benchmarks)."""
     sql = ("SELECT g.score FROM sb_grades g JOIN sb_lineitems i ON i.id = g.lineitem_id"
            " WHERE i.resource_id = ? AND g.user_id = ?")
     params = [resource_id, str(user_id)]
+    if course is not None:
+        sql += " AND i.course_id = ?"
+        params.append(course)
     if tag is not None:
         sql += " AND i.tag = ?"
         params.append(tag)

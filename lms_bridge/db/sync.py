@@ -141,16 +141,34 @@ def set_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag
                    [platform_id, lineitems_url, resource_id, tag, lineitem_url, ts()])
 
 
+@migrations()
+def m003_lineitem_claim_lease(db):
+    """A claim names the outbox job (and worker) it was taken for: it lasts as long as that job's lease."""
+    ddl(db, """
+    ALTER TABLE sync_lineitem_claims ADD COLUMN job_id INTEGER;
+    ALTER TABLE sync_lineitem_claims ADD COLUMN worker_id TEXT
+    """)
+
+
 def claim_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str,
-                   stale_after: timedelta) -> bool:
-    """Only one worker, in any process, finds or creates a given line item at a time. A claim older than
-    `stale_after` belonged to a worker that died mid-call and is taken over."""
+                   stale_after: timedelta, *, job_id: int | None = None, worker_id: str | None = None,
+                   now=None) -> bool:
+    """Only one worker, in any process, finds or creates a given line item at a time.
+
+    A claim taken for an outbox job holds exactly while that worker holds the job's lease: once the lease
+    runs out (the worker died mid-call) or the job is finished, the next worker takes the claim over at
+    once. A claim without a job is taken over after `stale_after`."""
+    now = now or utcnow()
     key = [platform_id, lineitems_url, resource_id, tag]
     with write_transaction(db):
         db.execute("DELETE FROM sync_lineitem_claims WHERE platform_id = ? AND lineitems_url = ? AND resource_id = ?"
-                   " AND tag = ? AND claimed_at < ?", key + [ts(utcnow() - stale_after)])
+                   " AND tag = ? AND CASE WHEN job_id IS NULL THEN claimed_at < ? ELSE NOT EXISTS ("
+                   "  SELECT 1 FROM outbox o WHERE o.id = sync_lineitem_claims.job_id AND o.state = 'pending'"
+                   "  AND o.claimed_by = sync_lineitem_claims.worker_id AND o.claimed_until >= ?) END",
+                   key + [ts(now - stale_after), ts(now)])
         cur = db.execute("INSERT OR IGNORE INTO sync_lineitem_claims (platform_id, lineitems_url, resource_id, tag,"
-                         " claimed_at) VALUES (?,?,?,?,?)", key + [ts()])
+                         " claimed_at, job_id, worker_id) VALUES (?,?,?,?,?,?,?)",
+                         key + [ts(now), job_id, worker_id])
         return cur.rowcount == 1
 
 

@@ -71,10 +71,22 @@ def _signer() -> TimestampSigner:
     return _signer_for(current_app.config["SECRET_KEY"])
 
 
+class _KeptKeySigner(TimestampSigner):
+    """Derives its HMAC key once, not for every token it signs or checks."""
+
+    def derive_key(self, secret_key=None) -> bytes:
+        if secret_key is not None:
+            return super().derive_key(secret_key)
+        key = self.__dict__.get("_derived")
+        if key is None:
+            key = self._derived = super().derive_key()
+        return key
+
+
 @functools.lru_cache(maxsize=8)
 def _signer_for(secret_key: str) -> TimestampSigner:
     # The launch id is already URL-safe text: sign it as it is (no JSON, no compression).
-    return TimestampSigner(secret_key, salt="lms-bridge-launch", digest_method=hashlib.sha256)
+    return _KeptKeySigner(secret_key, salt="lms-bridge-launch", digest_method=hashlib.sha256)
 
 
 def issue_token(launch_id: str) -> str:

@@ -9,7 +9,7 @@ import jwt
 import requests
 
 from ..db import lti as q
-from ..db import utcnow
+from ..db import parse_ts, utcnow
 from ..errors import LaunchError
 
 REFETCH_COOLDOWN = timedelta(seconds=30)
@@ -23,13 +23,13 @@ class PlatformKeys:
         self.ttl, self.timeout = timedelta(seconds=ttl_seconds), timeout
 
     def key_for(self, kid: str | None):
-        cached = q.cached_keyset(self.db, self.platform["id"])
+        stored = q.cached_keyset_text(self.db, self.platform["id"])
+        cached = (_parsed(stored[0]), _when(stored[1])) if stored else None
         fresh = cached and utcnow() - cached[1] < self.ttl
-        jwks = cached[0] if fresh else self._fetch(stale=cached)
-        key = _find(jwks, kid)
+        key = _cached_key(stored[0], kid) if fresh else _find(self._fetch(stale=cached and cached[0]), kid)
         # Platforms rotate keys: one refetch for an unknown kid, but not more than once per cooldown.
         if key is None and fresh and utcnow() - cached[1] > REFETCH_COOLDOWN:
-            key = _find(self._fetch(stale=cached), kid)
+            key = _find(self._fetch(stale=cached[0]), kid)
         if key is None:
             raise LaunchError(f"The platform's key set has no key with kid {kid!r}; the signature cannot be "
                               "checked.", code="bad_signature")
@@ -45,11 +45,27 @@ class PlatformKeys:
                 raise ValueError("no keys array")
         except (requests.RequestException, ValueError) as e:
             if stale:
-                return stale[0]  # a platform outage must not stop launches signed with known keys
+                return stale  # a platform outage must not stop launches signed with known keys
             raise LaunchError(f"The platform's key set at {url} could not be fetched ({type(e).__name__}).",
                               code="keyset_unavailable", status=502) from None
         q.store_keyset(self.db, self.platform["id"], jwks)
         return jwks
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(jwks_text: str) -> dict:
+    """The stored key set parsed once per text (per platform and fetch), not on every launch."""
+    return json.loads(jwks_text)
+
+
+@functools.lru_cache(maxsize=64)
+def _when(fetched_at: str):
+    return parse_ts(fetched_at)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_key(jwks_text: str, kid):
+    return _find(_parsed(jwks_text), kid)
 
 
 def _find(jwks: dict, kid):

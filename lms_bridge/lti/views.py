@@ -6,7 +6,7 @@ import logging
 import secrets
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
 from lti_config import keys
 from lti_config.dynamic import RegistrationFailed, register
@@ -114,10 +114,12 @@ def launch():
         db, id_token=id_token, state_row=row, ttl_seconds=current_app.config["LAUNCH_TOKEN_TTL"],
         keys_for=lambda platform: PlatformKeys(db, http(), platform, current_app.config["PLATFORM_KEYS_TTL"],
                                                current_app.config["HTTP_TIMEOUT"]))
-    log.info("launch accepted: platform=%s type=%s role=%s", launch["platform_id"], launch["message_type"],
-             launch["role"])
+    if log.isEnabledFor(logging.INFO) and log.hasHandlers():  # no record built for a log nobody prints
+        log.info("launch accepted: platform=%s type=%s role=%s", launch["platform_id"], launch["message_type"],
+                 launch["role"])
     token = issue_token(launch["id"])
-    resp = redirect(url_for("main.landing", lt=token), 303)
+    # main.landing, without url_for's rule lookup: the token is URL-safe (base64url and dots)
+    resp = redirect(f"{request.script_root}/app/landing?lt={token}", 303)
     resp.delete_cookie(f"{STATE_COOKIE}_{state[:12]}", path="/lti/")
     return resp
 

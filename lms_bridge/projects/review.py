@@ -77,7 +77,8 @@ def _completion_jobs(db, scope, stage: str, users: list[str]) -> None:
         return
     for uid in users:
         outbox.enqueue(db, platform_id=scope[0], kind="ws_completion",
-                       payload={"course_id": scope[2], "lti_instance_id": link, "user_id": uid, "completed": True},
+                       payload={"course_id": scope[2], "deployment_id": scope[1], "lti_instance_id": link,
+                                "user_id": uid, "completed": True},
                        dedupe_key=f"completion:{scope[0]}:{scope[2]}:{link}:{uid}")
 
 
@@ -88,15 +89,15 @@ def _score_jobs(db, scope, stage: str, sub: dict, users: list[str]) -> int:
     for uid in users:
         if links["lineitems_url"]:
             outbox.enqueue(db, platform_id=scope[0], kind="ags_score", payload={
-                "lineitems_url": links["lineitems_url"], "resource_id": stage, "tag": SCORE_TAG, "label": label,
-                "context_id": scope[2], "resource_link_id": links["links"].get(stage),
+                "deployment_id": scope[1], "lineitems_url": links["lineitems_url"], "resource_id": stage,
+                "tag": SCORE_TAG, "label": label, "context_id": scope[2], "resource_link_id": links["links"].get(stage),
                 "score_maximum": maximum or 100, "user_id": uid, "score_given": sub["grade"],
                 "comment": sub["feedback"] or "", "timestamp": _score_time(db, scope, stage, uid),
                 "grading_progress": "FullyGraded", "activity_progress": "Completed"},
                 order_key=f"score:{scope[0]}:{scope[2]}:{stage}:{uid}")
         elif links["links"].get(stage):
             outbox.enqueue(db, platform_id=scope[0], kind="ws_grade", payload={
-                "course_id": scope[2], "lti_instance_id": links["links"][stage], "user_id": uid,
+                "course_id": scope[2], "deployment_id": scope[1], "lti_instance_id": links["links"][stage], "user_id": uid,
                 "grade": sub["grade"]})
         else:
             continue
@@ -192,7 +193,7 @@ def set_deadline(db, launch, stage: str, due: str, cutoff: str, zone: str) -> dl
         q.set_deadline(db, launch.scope, stage, ts(deadline.due_utc),
                        ts(deadline.cutoff_utc) if deadline.cutoff_utc else None)
         outbox.enqueue(db, platform_id=launch.scope[0], kind="ws_calendar", payload={
-            "course_id": launch.context_id, "key": f"deadline:{stage}", "name": f"{get_stage(stage).title} due",
+            "course_id": launch.context_id, "deployment_id": launch.deployment_id, "key": f"deadline:{stage}", "name": f"{get_stage(stage).title} due",
             "description": get_stage(stage).description, "timestart": int(deadline.due_utc.timestamp()),
             "timeduration": 0}, dedupe_key=f"calendar:{launch.platform_id}:{launch.context_id}:deadline:{stage}")
         q.audit(db, launch.scope, launch.user_id, "set_deadline", stage=stage, due=ts(deadline.due_utc),

@@ -11,6 +11,7 @@ from ..security import local_target
 from ..db import get_db, parse_ts, ts
 from ..db import booking as booking_q
 from ..db import lti as lq
+from ..db import dashboard as dq
 from ..db import projects as q
 from ..errors import BridgeError, Conflict, NotAuthorized, NotFound
 from ..lti import CLAIM
@@ -204,10 +205,13 @@ def dashboard():
     country = request.args.get("country") or ""
     page = clamp_page(request.args.get("page") or 1)
     stages = list(STAGE_KEYS)
+    after, before = request.args.get("after") or None, request.args.get("before") or None
     rows, total, counts = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(),
                                       stage=stage if stage in STAGES else None, status=status,
-                                      country=country or None, page=page, per_page=PER_PAGE)
+                                      country=country or None, page=page, per_page=PER_PAGE,
+                                      after=after, before=before)
     pages = max(1, -(-total // PER_PAGE))
+    page = min(page, pages)
     return render_template("projects/dashboard.html", launch=launch, rows=rows, total=total, counts=counts,
                            stages=stages, STAGES=STAGES, page=page, pages=pages, stage=stage, status=status,
                            country=country, countries=q.countries(db, launch.scope),
@@ -220,7 +224,7 @@ def dashboard():
 def export_csv():
     launch, db = current_launch(), get_db()
     stages = list(STAGE_KEYS)
-    rows, _total, _c = q.dashboard(db, launch.scope, stages, _due_map(db, launch.scope), ts(), per_page=10 ** 9)
+    rows = dq.grid(db, launch.scope, stages, _due_map(db, launch.scope), ts())
     lines = [{"participant": r["name"] or r["user_id"], "group": r["title"] or (r["project_id"] or ""),
               "stages": {k: {"status": r[f"status_{i}"], "grade": r[f"grade_{i}"]
                              if r[f"marking_{i}"] == workflow.RELEASED or k not in GRADED_STAGE_KEYS

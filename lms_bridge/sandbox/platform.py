@@ -83,9 +83,10 @@ def ensure_registered(app) -> int:
         db.close()
 
 
-def service_urls(iss: str) -> dict:
-    return {"lineitems": f"{iss}/mod/lti/services.php/{COURSE_ID}/lineitems?type_id={LTI_TYPE_ID}",
-            "memberships": f"{iss}/mod/lti/services.php/CourseSection/{COURSE_ID}/bindings/{LTI_TYPE_ID}/memberships"}
+def service_urls(iss: str, course: str = COURSE_ID) -> dict:
+    """Each course has its own gradebook and roster URLs, as in Moodle."""
+    return {"lineitems": f"{iss}/mod/lti/services.php/{course}/lineitems?type_id={LTI_TYPE_ID}",
+            "memberships": f"{iss}/mod/lti/services.php/CourseSection/{course}/bindings/{LTI_TYPE_ID}/memberships"}
 
 
 def _context(course: object) -> dict:
@@ -105,14 +106,15 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
     if user is None:
         raise SandboxRefusal("login_hint is not a user of this site")
     now = now or int(time.time())
-    urls = service_urls(iss)
+    context = _context(hint.get("course"))
+    urls = service_urls(iss, context["id"])
     mtype = hint.get("type", "LtiResourceLinkRequest")
     claims = {
         "nonce": nonce, "iat": now, "exp": now + 60, "iss": iss, "aud": CLIENT_ID,
         C + "deployment_id": DEPLOYMENT_ID, C + "target_link_uri": tool_url + "/lti/launch", "sub": user.id,
         C + "lis": {"person_sourcedid": "", "course_section_sourcedid": COURSE_LABEL},
         C + "roles": list(user.roles),
-        C + "context": _context(hint.get("course")),
+        C + "context": context,
         C + "message_type": mtype,
         "given_name": user.given, "family_name": user.family, "name": user.name, "email": user.email,
         C + "ext": {"user_username": user.username, "lms": "moodle-2"},

@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, request
 
 from ..db import get_db
 from ..db import sandbox as sq
-from . import CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, LTI_TYPE_ID, USERS, issuer
+from . import CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, LTI_TYPE_ID, OTHER_COURSES, USERS, issuer
 
 bp = Blueprint("sandbox_services", __name__, url_prefix="/sandbox/mod/lti")
 AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
@@ -177,7 +177,7 @@ def lineitems(course):
         if not _authorized(S_LINEITEM):
             return service_error(401, "Unauthorized")
         body = _body()
-        if course != COURSE_ID:
+        if course != COURSE_ID and course not in OTHER_COURSES:
             return service_error(404, "Not Found")
         if not body or not body.get("label") or not isinstance(body.get("scoreMaximum"), (int, float)):
             return service_error(400, "Bad Request")
@@ -336,7 +336,7 @@ def memberships(course, type_id):
                                   f"{accept} ")
     if not _authorized(S_NRPS):
         return service_error(401, "Unauthorized")
-    if course != COURSE_ID:
+    if course != COURSE_ID and course not in OTHER_COURSES:
         return service_error(404, "Not Found")
     everyone = members(get_db())
     role = request.args.get("role")
@@ -344,7 +344,8 @@ def memberships(course, type_id):
         short = role.rsplit("#", 1)[-1]
         everyone = [m for m in everyone if short in m["roles"]]
     url = f"{_base()}/CourseSection/{course}/bindings/{type_id}/memberships"
-    context = {"id": course, "label": COURSE_LABEL, "title": COURSE_TITLE}
+    title, label = OTHER_COURSES.get(course, (COURSE_TITLE, COURSE_LABEL))
+    context = {"id": course, "label": label, "title": title}
     return _paged(everyone, T_NRPS, url, {"role": role} if role else {},
                   envelope=lambda page: {"id": url, "context": context, "members": page})
 

@@ -61,6 +61,7 @@ class Delivery:
     platform: dict
     signer: object
     timeout: float = 15
+    worker_id: str | None = None  # whose outbox lease a line-item claim is tied to
     on_delivered: list = field(default_factory=list)  # run in the transaction that marks the job delivered
     _moodle: MoodleClient | None = field(default=None, repr=False)
 
@@ -104,7 +105,7 @@ def explain(exc: Exception) -> Exception:
 
 # --- AGS scores ------------------------------------------------------------------------------
 _LINEITEM_LOCK = threading.Lock()
-LINEITEM_CLAIM_STALE = timedelta(minutes=2)  # longer than any HTTP timeout of the find-or-create calls
+LINEITEM_CLAIM_STALE = timedelta(minutes=2)  # for a claim not tied to an outbox job's lease
 
 
 def score_context(job: dict) -> str | None:
@@ -115,7 +116,8 @@ def score_context(job: dict) -> str | None:
     return parts[2] if len(parts) >= 5 and parts[0] == "score" else None
 
 
-def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, context: str | None = None) -> str:
+def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, context: str | None = None,
+                  job_id: int | None = None) -> str:
     """The activity's own column: the `lineitem` its launches named; else found (by resource link and
     resourceId) or created once, cached per (lineitems URL, resourceId, link). Found or created by one worker
     at a time: a process lock for this process's threads and a claim row for other processes. Neither is the
@@ -133,7 +135,8 @@ def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, context: str |
         url = cache.get_lineitem(d.db, *key)
         if url:
             return url
-        if not cache.claim_lineitem(d.db, *key, stale_after=LINEITEM_CLAIM_STALE):
+        if not cache.claim_lineitem(d.db, *key, stale_after=LINEITEM_CLAIM_STALE, job_id=job_id,
+                                    worker_id=d.worker_id):
             raise Retry("another worker process is finding or creating this line item", retry_after=2)
         try:
             item = client.find_or_create_activity_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
@@ -164,7 +167,7 @@ def _send_timestamp(d: Delivery, job: dict) -> datetime:
 def ags_score(d: Delivery, job: dict) -> str | None:
     p = job["payload"]
     client = d.ags()
-    url = _lineitem_url(d, client, p, score_context(job))
+    url = _lineitem_url(d, client, p, score_context(job), job["id"])
     stamp = _send_timestamp(d, job)
     if job.get("order_key"):
         d.on_delivered.append(lambda: cache.set_score_sent(d.db, job["order_key"], job["id"], stamp.isoformat()))

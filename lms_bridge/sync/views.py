@@ -17,8 +17,12 @@ def health_probe(db) -> dict:
     return ob.backlog(db)
 
 
-def in_course(job: dict, platform_id: int, context_id: str) -> bool:
-    """Grades carry the context in their order key; web-service jobs name the Moodle course (= context id)."""
+def in_course(job: dict, platform_id: int, context_id: str, deployment_id: str | None = None) -> bool:
+    """Grades carry the context in their order key; web-service jobs name the Moodle course (= context id).
+    Jobs that name their deployment belong to that deployment's course only."""
+    named = job["payload"].get("deployment_id")
+    if deployment_id is not None and named is not None and str(named) != str(deployment_id):
+        return False
     if (job.get("order_key") or "").startswith(f"score:{platform_id}:{context_id}:"):
         return True
     return str(job["payload"].get("course_id", "")) == str(context_id)
@@ -33,7 +37,7 @@ def outbox():
     states = ("failed",) if show == "failed" else ("pending", "failed")
     jobs = ob.jobs_for_platform(get_db(), launch.platform_id, states=states)
     if launch.role != "admin":
-        jobs = [j for j in jobs if in_course(j, launch.platform_id, launch.context_id)]
+        jobs = [j for j in jobs if in_course(j, launch.platform_id, launch.context_id, launch.deployment_id)]
     retried = request.args.get("retried", type=int)
     return render_template("sync/outbox.html", launch=launch, jobs=jobs, show=show, labels=KIND_LABELS,
                            backlog=ob.backlog(get_db()), can_retry=launch.role == "admin", retried=retried)

@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -102,7 +103,8 @@ class Deliverer:
             handler = HANDLERS.get(job["kind"])
             if handler is None:
                 raise GiveUp(f"unknown job kind {job['kind']!r}")
-            delivery = Delivery(db, self.session, platform, signer(db, self.data_dir), timeout=self.timeout)
+            delivery = Delivery(db, self.session, platform, signer(db, self.data_dir), timeout=self.timeout,
+                                worker_id=self.worker_id)
             try:
                 note = handler(delivery, job)
             except Exception as exc:
@@ -197,6 +199,33 @@ def queue_reminders(app) -> int:
         db.close()
 
 
+OPTIMIZE_EVERY_SECONDS = 3600
+
+
+@dataclass
+class Upkeep:
+    """The store's upkeep riding on the worker's passes: expired launch data purged every pass (in
+    bounded batches), `PRAGMA optimize` once an hour so the query planner keeps fresh statistics."""
+
+    last_optimize: float | None = None
+    purged: dict = field(default_factory=dict)
+
+    def run(self, app, clock=time.monotonic) -> dict:
+        from ..db import upkeep
+
+        db = connect(app.config["DATABASE_URL"])
+        try:
+            deleted = upkeep.purge_expired(db)
+            for table, n in deleted.items():
+                self.purged[table] = self.purged.get(table, 0) + n
+            if self.last_optimize is None or clock() - self.last_optimize >= OPTIMIZE_EVERY_SECONDS:
+                upkeep.optimize(db)
+                self.last_optimize = clock()
+            return deleted
+        finally:
+            db.close()
+
+
 def retention_pass(app) -> None:
     """Personal data of courses past RETENTION_DAYS goes once a day (see lms_bridge.privacy)."""
     from ..privacy.service import retention_pass as run
@@ -222,6 +251,7 @@ def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None 
     say(f"outbox worker {d.worker_id}: concurrency {setting(app, 'OUTBOX_CONCURRENCY')}")
     stop = stop or threading.Event()
     poll = float(setting(app, "OUTBOX_POLL_SECONDS"))
+    upkeep = Upkeep()
     started = utcnow()
     try:
         while not stop.is_set():
@@ -230,6 +260,7 @@ def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None 
                 queue_reminders(app)
                 retention_pass(app)
                 deliver_due(app, deliverer=d)
+                upkeep.run(app)
                 heartbeat(app, d, started)
             except Exception as exc:  # e.g. the database briefly unavailable: claims expire, so try again
                 if once:
