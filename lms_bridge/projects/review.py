@@ -227,7 +227,8 @@ def set_session(db, launch, key: str, start: str, end: str, zone: str) -> tuple[
     with write_transaction(db):
         q.set_deadline(db, launch.scope, SESSION_PREFIX + key, ts(start_at), ts(end_at))
         outbox.enqueue(db, platform_id=launch.scope[0], kind="ws_calendar", payload={
-            "course_id": launch.context_id, "key": f"session:{key}", "name": SESSIONS[key],
+            "course_id": launch.context_id, "deployment_id": launch.deployment_id, "key": f"session:{key}",
+            "name": SESSIONS[key],
             "description": f"{SESSIONS[key]} of the course, online.", "timestart": int(start_at.timestamp()),
             "timeduration": int((end_at - start_at).total_seconds())},
             dedupe_key=f"calendar:{launch.platform_id}:{launch.context_id}:session:{key}")
