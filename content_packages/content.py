@@ -34,6 +34,7 @@ class Question:
     text: str
     choices: tuple[Choice, ...]
     feedback: str = ""
+    module: str = ""  # the section id the question tests, for learning gain per module
 
     @property
     def correct_ids(self) -> tuple[str, ...]:
@@ -87,6 +88,12 @@ def load_course(content_dir: Path | str | None = None) -> Course:
         sections.append(Section(sid, _required(raw, "title", s_where), items))
     if not sections:
         raise ContentError(f"{where}: no [[sections]] defined")
+    section_ids = {s.id for s in sections}
+    for item in (i for s in sections for i in s.items):
+        for question in item.questions:
+            if question.module and question.module not in section_ids:
+                raise ContentError(f"question {question.id!r} (quiz {item.id!r}): module {question.module!r} is not a "
+                                   f"section id of {where}")
     return Course(
         id=course_id,
         title=_required(meta, "title", where),
@@ -137,12 +144,13 @@ def _question(raw: dict, qid: str, where: str) -> Question:
     if kind not in QUESTION_KINDS:
         raise ContentError(f"{where}: question {qid!r} has unknown type {kind!r} (expected one of {', '.join(QUESTION_KINDS)})")
     text, feedback = _required(raw, "text", where), str(raw.get("feedback", "")).strip()
+    module = str(raw.get("module", "")).strip()
     if kind == "true_false":
         answer = raw.get("answer")
         if not isinstance(answer, bool):
             raise ContentError(f"{where}: true/false question {qid!r} has no correct answer (set answer = true or false)")
         choices = (Choice("true", "True", answer), Choice("false", "False", not answer))
-        return Question(qid, kind, text, choices, feedback)
+        return Question(qid, kind, text, choices, feedback, module)
     choices, choice_ids = [], set()
     for c_index, c in enumerate(raw.get("choices") or []):
         cid = _required(c, "id", f"{where}.choices[{c_index}]")
@@ -157,7 +165,7 @@ def _question(raw: dict, qid: str, where: str) -> Question:
         raise ContentError(f"{where}: question {qid!r} has no correct answer")
     if kind == "multiple_choice" and correct != 1:
         raise ContentError(f"{where}: multiple choice question {qid!r} must have exactly one correct answer, not {correct}")
-    return Question(qid, kind, text, tuple(choices), feedback)
+    return Question(qid, kind, text, tuple(choices), feedback, module)
 
 
 def _read_toml(path: Path, root: Path) -> dict:

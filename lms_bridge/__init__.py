@@ -72,6 +72,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from . import db, errors, i18n, main, ops, security
     from .booking import views as booking_views
+    from .evaluation import views as evaluation_views
     from .lti import deep_linking, views
     from .practices import views as practice_views
     from .privacy import views as privacy_views
@@ -84,12 +85,12 @@ def create_app(config: dict | None = None) -> Flask:
     i18n.init_app(app)
     # Pages with their own time-zone form (and booking's participant page, which passes tz_known); every other
     # page offers base.html's (browser zone, else named UTC).
-    app.jinja_env.globals["TZ_FORM_PAGES"] = ("projects.workspace", "projects.stage")
+    app.jinja_env.globals["TZ_FORM_PAGES"] = ("projects.workspace", "projects.stage", "projects.deadlines", "projects.audit")
     ops.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(main.bp)
-    for workflow in (project_views, booking_views, sync_views, practice_views, privacy_views):
+    for workflow in (project_views, booking_views, sync_views, practice_views, privacy_views, evaluation_views):
         workflow.init_app(app)
     if app.config["SANDBOX_ENABLED"]:
         from .sandbox import init_app as init_sandbox

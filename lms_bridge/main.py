@@ -10,6 +10,7 @@ from .lti.context import current_launch, requires_launch
 
 bp = Blueprint("main", __name__)
 HEALTH_PROBES = []  # callables(db) -> dict merged into /healthz (the outbox adds its backlog)
+HOME_LINKS = []  # callables(launch) -> [(key, title, description, url)]: extra cards on the home page
 
 
 @bp.get("/")
@@ -38,7 +39,8 @@ def home():
     links = [(key, title, activities.DESCRIPTIONS[key], activities.endpoint_for(key))
              for key, (title, _max) in activities.CATALOGUE.items()]
     health = _sync_health(launch) if launch.role == "admin" else None
-    return render_template("home.html", launch=launch, links=links, health=health)
+    extra = [card for provider in HOME_LINKS for card in provider(launch)]
+    return render_template("home.html", launch=launch, links=links, health=health, extra=extra)
 
 
 def _sync_health(launch) -> dict:

@@ -32,7 +32,7 @@ def use(app) -> str:
     client = app.test_client()
     token = LtiActions(client).launch(user="5")
     resp = client.post("/app/projects/stage/project_plan", content_type="multipart/form-data",
-                       data={"lt": token, "action": "submit", **PLAN, "annex": (io.BytesIO(PDF), "annex.pdf")})
+                       data={"lt": token, "action": "submit", "confirm": "1", **PLAN, "annex": (io.BytesIO(PDF), "annex.pdf")})
     assert resp.status_code == 303, resp.get_data(as_text=True)
     db = connect(app.config["DATABASE_URL"])
     try:

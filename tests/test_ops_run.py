@@ -123,7 +123,7 @@ def test_a_full_run_logs_refusals_and_outbox_outcomes_but_no_token_name_or_email
             "sdgs": ["6"], "sdg_targets": "6.1", "stakeholders": "Water office", "activities": "Audit",
             "indicators": "Share", "risks": "Budget"}
     assert client.post("/app/projects/stage/project_plan",
-                       data={"lt": learner, "action": "submit", **plan}).status_code == 303
+                       data={"lt": learner, "action": "submit", "confirm": "1", **plan}).status_code == 303
     fac = lti.launch(user="3")
     db = connect(app.config["DATABASE_URL"])
     pid = db.execute("SELECT id FROM projects").fetchone()[0]

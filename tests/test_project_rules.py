@@ -107,13 +107,6 @@ def test_resubmission_after_return_is_a_new_attempt():
     assert workflow.apply(s, "submit", "learner") == StageState("submitted", 3)
 
 
-def test_max_attempts_stops_reopening():
-    s = StageState("submitted", 2)
-    with pytest.raises(InvalidTransition, match="attempt 2 of 2 is the last one"):
-        workflow.apply(s, "return_for_revision", "facilitator", max_attempts=2)
-    assert workflow.apply(s, "return_for_revision", "facilitator", max_attempts=3).status == "returned"
-
-
 def test_marking_workflow():
     assert workflow.marking_transition("in_marking", "mark_ready") == "ready_for_release"
     assert workflow.marking_transition("ready_for_release", "back_to_marking") == "in_marking"
@@ -129,10 +122,23 @@ def test_marking_workflow():
 
 def test_grade_visible_only_when_released():
     assert workflow.grade_visible_to_learner("released")
+    assert not workflow.grade_visible_to_learner(None)
     assert not workflow.grade_visible_to_learner("in_marking")
     assert not workflow.grade_visible_to_learner("ready_for_release")
     with pytest.raises(workflow.InvalidMarkingTransition):
         workflow.grade_visible_to_learner("graded")
+
+
+def test_review_offers_only_what_the_marking_workflow_allows_now():
+    allowed = workflow.allowed_actions
+    assert allowed("submitted", None, graded=True, has_grade=False) == ["comment", "grade", "return_for_revision"]
+    assert allowed("graded", "in_marking", graded=True, has_grade=True) == [
+        "comment", "grade", "return_for_revision", "mark_ready"]
+    assert allowed("graded", "ready_for_release", graded=True, has_grade=True)[-2:] == ["back_to_marking", "release"]
+    assert "release" not in allowed("graded", "released", graded=True, has_grade=True)
+    assert allowed("submitted", None, graded=False, has_grade=False) == ["comment", "approve", "return_for_revision"]
+    assert allowed("returned", None, graded=True, has_grade=False) == ["comment"]
+    assert allowed("draft", None, graded=False, has_grade=False) == ["comment"]
 
 
 # Deadlines ----------------------------------------------------------------------------------
@@ -199,15 +205,11 @@ def test_check_can_submit_names_the_cutoff():
         deadlines.check_can_submit(d, extension + SECOND, extension)
 
 
-def test_is_late_and_is_missing():
+def test_is_late_after_the_due_time_unless_extended():
     d = Deadline(DUE, CUTOFF)
     assert not deadlines.is_late(d, DUE)
     assert deadlines.is_late(d, DUE + SECOND)
     assert not deadlines.is_late(d, DUE + SECOND, CUTOFF)
-    assert not deadlines.is_missing(d, DUE, submitted=False)
-    assert deadlines.is_missing(d, DUE + SECOND, submitted=False)
-    assert not deadlines.is_missing(d, DUE + SECOND, submitted=True)
-    assert not deadlines.is_missing(d, DUE + SECOND, submitted=False, extension=CUTOFF)
 
 
 # Rubric -------------------------------------------------------------------------------------
@@ -362,17 +364,17 @@ def test_group_of_six_is_allowed_and_names_are_used():
 def test_dashboard_csv_columns_and_values():
     import csv
     text = export.dashboard_csv([
-        {"participant": "Siti Rahma", "group": "Makassar", "stages": {
+        {"participant": "Siti Rahma", "username": "siti", "email": "siti@example.org", "group": "Makassar", "stages": {
             "project_plan": {"status": "graded", "grade": 12.5},
             "progress_update": {"status": "submitted"},
             "project_report": {"status": "returned"},
         }},
     ])
     header, row = list(csv.reader(text.splitlines()))
-    assert header == ["Participant", "Group", "Project plan status", "Project plan grade",
+    assert header == ["Participant", "Username", "Email address", "Group", "Project plan status", "Project plan grade",
                       "Progress update status", "Project report status", "Project report grade",
                       "Final presentation status", "Final presentation grade"]
-    assert row == ["Siti Rahma", "Makassar", "Graded", "12.5", "Submitted",
+    assert row == ["Siti Rahma", "siti", "siti@example.org", "Makassar", "Graded", "12.5", "Submitted",
                    "Returned for revision", "", "Not started", ""]
 
 
@@ -382,7 +384,7 @@ def test_dashboard_csv_neutralises_formulas(name):
     text = export.dashboard_csv([{"participant": name, "group": "=evil()", "stages": {}}])
     row = list(csv.reader(text.splitlines()))[1]
     assert row[0] == "'" + name
-    assert row[1] == "'=evil()"
+    assert row[3] == "'=evil()"
 
 
 def test_safe_cell_leaves_ordinary_values():

@@ -36,7 +36,7 @@ def test_dashboard_lists_roster_with_statuses_flags_and_counts(app, client, lti)
     client.post("/app/projects/deadlines", data={"lt": fac, "stage": "project_plan", "due": "2020-01-01T10:00",
                                                  "cutoff": "2099-01-01T10:00"})
     lina = lti.launch(user="5")
-    client.post("/app/projects/stage/project_plan", data={"lt": lina, "action": "submit", **PLAN})
+    client.post("/app/projects/stage/project_plan", data={"lt": lina, "action": "submit", "confirm": "1", **PLAN})
     asha = lti.launch(user="7")
     client.get("/app/projects/", query_string={"lt": asha})
     seed_cohort(app, 3)
@@ -69,17 +69,26 @@ def test_dashboard_pages_a_large_cohort_with_counts_over_the_whole_set(app, clie
     assert not set(rows_of(first)) & set(rows_of(third))
 
 
-def test_csv_export_shows_only_released_grades_and_is_injection_safe(app, client, lti):
+def test_csv_export_carries_lms_username_and_email_marks_unreleased_grades_and_is_injection_safe(app, client, lti):
     lina = lti.launch(user="5")
     client.post("/app/projects/stage/project_plan",
-                data={"lt": lina, "action": "submit", **dict(PLAN, title="=HYPERLINK(1)")})
+                data={"lt": lina, "action": "submit", "confirm": "1", **dict(PLAN, title="=HYPERLINK(1)")})
     fac = lti.launch(user="3")
     pid = q.project_of(db_of(app), SCOPE, "5")["id"]
     sel = {f"c_{c}": "strong" for c in ("hrba_principles", "sdg_linkage", "participation", "feasibility",
                                           "indicators")}
     client.post(f"/app/projects/review/{pid}/project_plan", data={"lt": fac, "action": "grade", **sel})
-    body = client.get("/app/projects/export.csv", query_string={"lt": fac}).get_data(as_text=True)
-    [header, row] = list(csv.reader(io.StringIO(body)))
-    assert row[0] == "Lina Santoso" and row[1] == "'=HYPERLINK(1)"
-    assert row[header.index("Project plan status")] == "Graded"
-    assert row[header.index("Project plan grade")] == "100 (in_marking)"
+
+    def exported():
+        body = client.get("/app/projects/export.csv", query_string={"lt": fac}).get_data(as_text=True)
+        [header, row] = list(csv.reader(io.StringIO(body)))
+        return dict(zip(header, row))
+
+    row = exported()
+    assert row["Participant"] == "Lina Santoso" and row["Group"] == "'=HYPERLINK(1)"
+    assert row["Username"] == "learner1" and row["Email address"] == "learner1@example.org"
+    assert row["Project plan status"] == "Graded"
+    assert row["Project plan grade"] == "100 (In marking)"  # not released: says so
+    for action in ("mark_ready", "release"):
+        client.post(f"/app/projects/review/{pid}/project_plan", data={"lt": fac, "action": action})
+    assert exported()["Project plan grade"] == "100"  # released: the plain number, as the gradebook has it

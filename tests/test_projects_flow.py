@@ -21,8 +21,11 @@ def db_of(app):
     return connect(app.config["DATABASE_URL"])
 
 
-def post_stage(client, token, stage="project_plan", data=None, action="submit", **kw):
-    return client.post(f"/app/projects/stage/{stage}", data={"lt": token, "action": action, **(data or {})}, **kw)
+def post_stage(client, token, stage="project_plan", data=None, action="submit", confirm=True, **kw):
+    """Save or submit as the stage form does; a submit is the confirmed one unless confirm=False."""
+    extra = {"confirm": "1"} if action == "submit" and confirm else {}
+    return client.post(f"/app/projects/stage/{stage}", data={"lt": token, "action": action, **extra, **(data or {})},
+                       **kw)
 
 
 def review(client, token, project_id, action, stage="project_plan", **fields):
@@ -57,10 +60,10 @@ def test_launch_opens_stage_form_with_dates_in_the_learners_zone(client, lti):
     assert landing.status_code == 200 and "Project title" in landing.get_data(as_text=True)
     page = client.get("/app/projects/", query_string={"lt": token}).get_data(as_text=True)
     # 17:00 Stockholm (the facilitator's zone) is 23:00 in Jakarta, named
-    assert "2026-12-01 23:00 Asia/Jakarta" in page and "Due next" in page and "Not started" in page
+    assert "Dec 1, 2026, 23:00 Asia/Jakarta" in page and "Due next" in page and "Not started" in page
     client.post("/app/projects/timezone", data={"lt": token, "tz": "Pacific/Tarawa"})
     page = client.get("/app/projects/", query_string={"lt": token}).get_data(as_text=True)
-    assert "2026-12-02 04:00 Pacific/Tarawa" in page
+    assert "Dec 2, 2026, 04:00 Pacific/Tarawa" in page
 
 
 def test_validation_error_keeps_typed_values_and_changes_nothing(app, client, lti):

@@ -31,7 +31,8 @@ def stored_files(app) -> list:
 
 def post_report(client, token, blob, name, action="submit"):
     """A multipart body built in memory (the test client would spool a large one to an unclosed temp file)."""
-    body, content_type = encode_multipart_formdata({"lt": token, "action": action, **REPORT,
+    confirm = {"confirm": "1"} if action == "submit" else {}
+    body, content_type = encode_multipart_formdata({"lt": token, "action": action, **confirm, **REPORT,
                                                     "attachment": (name, blob, "application/octet-stream")})
     return client.post("/app/projects/stage/project_report", data=body, content_type=content_type)
 

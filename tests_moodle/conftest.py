@@ -25,6 +25,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 BIN = Path(sys.executable).parent
 FLOWS: list[tuple[str, str, float]] = []
+NOTES: list[str] = []  # facts a flow read from Moodle, printed with the results
 STARTED = time.monotonic()
 
 
@@ -149,7 +150,7 @@ def pytest_runtest_makereport(item, call):
         FLOWS.append((doc, result, report.duration))
         if report.outcome == "failed":
             page = item.funcargs.get("state", {}).get("_last_page")
-            shots = REPO / "build" / "moodle-test" / "shots"
+            shots = Path(os.environ.get("MOODLE_BUILD_DIR") or REPO / "build" / "moodle-test") / "shots"
             if page is not None:
                 try:
                     page.screenshot(path=str(shots / f"{item.name}.png"), full_page=True)
@@ -164,4 +165,6 @@ def pytest_terminal_summary(terminalreporter):
     tr.section("real Moodle 4.5 flows")
     for doc, result, seconds in FLOWS:
         tr.write_line(f"{result:4}  {seconds:6.1f} s  {doc}")
+    for note in NOTES:
+        tr.write_line(f"note: {note}")
     tr.write_line(f"total time {time.monotonic() - STARTED:.0f} s")

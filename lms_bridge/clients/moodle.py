@@ -225,3 +225,12 @@ class MoodleClient:
         """gradereport_user_get_grade_items `usergrades` (every user when userid is 0)."""
         params = {"courseid": courseid, **({"userid": userid} if userid else {})}
         return self.call("gradereport_user_get_grade_items", params)["usergrades"]
+
+    def quiz_user_attempts(self, quizid: int, userid: int, status: str = "finished") -> list[dict]:
+        """mod_quiz_get_user_attempts `attempts` of another user (needs mod/quiz:viewreports in the course)."""
+        return self.call("mod_quiz_get_user_attempts", {"quizid": quizid, "userid": userid, "status": status,
+                                                        "includepreviews": False})["attempts"]
+
+    def quiz_attempt_review(self, attemptid: int) -> dict:
+        """mod_quiz_get_attempt_review of a finished attempt, every page: `questions` carry slot, mark, maxmark."""
+        return self.call("mod_quiz_get_attempt_review", {"attemptid": attemptid, "page": -1})

@@ -154,7 +154,7 @@ def _grid_sql(stages, has_deadlines: dict, only: str = "") -> str:
             missing.append(f"0 AS missing_{i}")
     return f"""
     WITH people AS (
-        SELECT r.user_id, r.name, m.project_id, m.member_role, COALESCE(p.country, '') AS country,
+        SELECT r.user_id, r.name, r.email, r.username, m.project_id, m.member_role, COALESCE(p.country, '') AS country,
                COALESCE(p.title, '') AS title
         FROM roster r
         LEFT JOIN project_members m ON m.platform_id = r.platform_id AND m.deployment_id = r.deployment_id

@@ -75,6 +75,21 @@ PERSONAL: tuple[Personal, ...] = (
              "the library publication choice, its wording and date", "until changed or erased"),
     Personal("practices", "library_curated", "platform_id IN ({pids}) AND created_by = :sub",
              f"created_by = '{ERASED}'", "library entries a facilitator curated", "while published"),
+    Personal("eval_grades", "test_results", "platform_id IN ({pids}) AND user_id = :sub", "delete",
+             "pre- and post-test grades read from the LMS", "replaced by each daily refresh; retention"),
+    Personal("eval_marks", "test_results", "platform_id IN ({pids}) AND user_id = :sub", "delete",
+             "per-question marks of the pre- and post-test", "replaced by each daily refresh; retention"),
+    Personal("eval_profiles", "evaluation_profile", "platform_id IN ({pids}) AND user_id = :sub", "delete",
+             "organisation type, and the tracer-study contact consent with its wording and date",
+             "until changed or erased"),
+    Personal("tracer_rounds", "tracer_scheduled", "platform_id IN ({pids}) AND created_by = :sub",
+             f"created_by = '{ERASED}'", "tracer-study rounds a facilitator scheduled", "retention"),
+    Personal("tracer_invites", "tracer_study", "user_id = :sub AND round_id IN"
+             " (SELECT id FROM tracer_rounds WHERE platform_id IN ({pids}))", "delete",
+             "tracer-study invitations and reminders sent", "retention"),
+    Personal("tracer_answers", "tracer_study", "user_id = :sub AND round_id IN"
+             " (SELECT id FROM tracer_rounds WHERE platform_id IN ({pids}))", "delete",
+             "tracer-study answers and drafts", "retention"),
 )
 
 
@@ -160,7 +175,8 @@ SELECT platform_id, deployment_id, context_id, MAX(at) AS last_activity FROM (
 ) GROUP BY platform_id, deployment_id, context_id
 """
 COURSE_TABLES = ("roster", "launches", "bookings", "booking_notices", "booking_settings", "deadlines", "extensions",
-                 "rubrics", "audit", "course_links", "practice_consents")
+                 "rubrics", "audit", "course_links", "practice_consents", "eval_settings", "eval_grades",
+                 "eval_marks", "eval_slot_stats", "eval_profiles", "tracer_questions", "tracer_rounds")
 
 
 def courses_inactive_since(db, before: str) -> list[dict]:

@@ -8,7 +8,7 @@ from . import migration_set, ts
 from .schema import ddl
 
 migrations = migration_set("projects")
-STAFF = ("facilitator", "admin")
+STAFF = ("facilitator", "admin", "expert")
 
 
 @migrations()
@@ -108,6 +108,20 @@ def m001_projects(db):
     """)
 
 
+@migrations()
+def m002_stage_rubrics_and_usernames(db):
+    """A rubric per graded stage (each starts from the course's default) and the LMS username for exports."""
+    ddl(db, """
+    ALTER TABLE roster ADD COLUMN username TEXT NOT NULL DEFAULT '';
+    CREATE TABLE stage_rubrics (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        deployment_id TEXT NOT NULL, context_id TEXT NOT NULL, stage TEXT NOT NULL,
+        data TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, deployment_id, context_id, stage)
+    )
+    """)
+
+
 def _one(db, sql, params):
     row = next(db.query(sql, params), None)
     return dict(row) if row else None
@@ -137,16 +151,30 @@ def course_links(db, scope) -> dict:
     return dict(row, links=json.loads(row["links"]))
 
 
-def upsert_member(db, scope, user_id, name, email, role, *, from_launch: bool) -> None:
+def upsert_member(db, scope, user_id, name, email, role, *, from_launch: bool, username: str = "") -> None:
     """A launch states the role the tool acts on; NRPS never downgrades staff (Moodle lists
     non-editing teachers as Learner there)."""
-    keep = "excluded.role" if from_launch else f"CASE WHEN role IN {STAFF + ('expert',)} THEN role ELSE excluded.role END"
+    keep = "excluded.role" if from_launch else f"CASE WHEN role IN {STAFF} THEN role ELSE excluded.role END"
     db.execute("INSERT INTO roster (platform_id, deployment_id, context_id, user_id, name, email, role, active,"
-               " updated_at) VALUES (?,?,?,?,?,?,?,1,?) ON CONFLICT DO UPDATE SET"
+               " updated_at, username) VALUES (?,?,?,?,?,?,?,1,?,?) ON CONFLICT DO UPDATE SET"
                " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,"
                " email = CASE WHEN excluded.email != '' THEN excluded.email ELSE email END,"
+               " username = CASE WHEN excluded.username != '' THEN excluded.username ELSE username END,"
                f" role = {keep}, active = 1, updated_at = excluded.updated_at",
-               [*scope, user_id, name or "", email or "", role, ts()])
+               [*scope, user_id, name or "", email or "", role, ts(), username or ""])
+
+
+def roster_state(db, scope) -> dict:
+    """user id -> (role, active): what a roster sync compares against."""
+    return {r["user_id"]: (r["role"], r["active"]) for r in db.query(
+        f"SELECT user_id, role, active FROM roster WHERE {SCOPE}", list(scope))}
+
+
+def deactivate_learners(db, scope, user_ids) -> None:
+    """Learners the LMS no longer lists have left the course: kept for the record, no longer shown."""
+    for uid in user_ids:
+        db.execute(f"UPDATE roster SET active = 0, updated_at = ? WHERE {SCOPE} AND user_id = ? AND role = 'learner'",
+                   [ts(), *scope, uid])
 
 
 def roster_member(db, scope, user_id) -> dict | None:
@@ -324,12 +352,41 @@ def extensions_for(db, scope, stage, subjects) -> list[str]:
 
 
 def list_extensions(db, scope) -> list[dict]:
-    return [dict(r) for r in db.query(f"SELECT * FROM extensions WHERE {SCOPE} ORDER BY stage, subject", list(scope))]
+    """Extensions with who they cover by name: the learner's, or the group's project title."""
+    return [dict(r) for r in db.query(
+        "SELECT e.*, COALESCE(r.name, '') AS learner_name, p.title AS project_title, p.id AS project_id,"
+        " COALESCE(g.name, '') AS granted_by_name FROM extensions e"
+        " LEFT JOIN roster r ON r.platform_id = e.platform_id AND r.deployment_id = e.deployment_id"
+        "  AND r.context_id = e.context_id AND e.subject = 'user:' || r.user_id"
+        " LEFT JOIN projects p ON e.subject = 'project:' || p.id"
+        " LEFT JOIN roster g ON g.platform_id = e.platform_id AND g.deployment_id = e.deployment_id"
+        "  AND g.context_id = e.context_id AND g.user_id = e.granted_by"
+        " WHERE e.platform_id = ? AND e.deployment_id = ? AND e.context_id = ? ORDER BY e.stage, e.subject",
+        list(scope))]
 
 
 def rubric_data(db, scope) -> dict | None:
     row = _one(db, f"SELECT data FROM rubrics WHERE {SCOPE}", list(scope))
     return json.loads(row["data"]) if row else None
+
+
+def stage_rubric_data(db, scope, stage) -> dict | None:
+    row = _one(db, f"SELECT data FROM stage_rubrics WHERE {SCOPE} AND stage = ?", [*scope, stage])
+    return json.loads(row["data"]) if row else None
+
+
+def set_stage_rubric(db, scope, stage, data: dict | None) -> None:
+    """Store a stage's own rubric; None removes it, so the stage uses the course default again."""
+    if data is None:
+        db.execute(f"DELETE FROM stage_rubrics WHERE {SCOPE} AND stage = ?", [*scope, stage])
+        return
+    db.execute("INSERT INTO stage_rubrics (platform_id, deployment_id, context_id, stage, data, updated_at)"
+               " VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+               [*scope, stage, json.dumps(data), ts()])
+
+
+def stage_rubric_keys(db, scope) -> set[str]:
+    return {r["stage"] for r in db.query(f"SELECT stage FROM stage_rubrics WHERE {SCOPE}", list(scope))}
 
 
 def set_rubric(db, scope, data: dict) -> None:
@@ -356,10 +413,34 @@ def audit(db, scope, actor, action, *, project_id=None, stage=None, **detail) ->
                [*scope, project_id, stage, actor, action, json.dumps(detail, default=str), ts()])
 
 
-def audit_trail(db, scope, project_id=None, limit=500) -> list[dict]:
-    extra, params = ("AND project_id = ?", [project_id]) if project_id is not None else ("", [])
+def audit_trail(db, scope, project_id=None, limit=500, before: int | None = None) -> list[dict]:
+    """Newest first (older than entry `before` when given), with the actor's name and the project's title."""
+    extra, params = ("AND a.project_id = ?", [project_id]) if project_id is not None else ("", [])
+    if before is not None:
+        extra, params = extra + " AND a.id < ?", [*params, before]
     return [dict(r, detail=json.loads(r["detail"])) for r in db.query(
-        f"SELECT * FROM audit WHERE {SCOPE} {extra} ORDER BY id DESC LIMIT ?", [*scope, *params, limit])]
+        "SELECT a.*, COALESCE(r.name, '') AS actor_name, p.title AS project_title FROM audit a"
+        " LEFT JOIN roster r ON r.platform_id = a.platform_id AND r.deployment_id = a.deployment_id"
+        "  AND r.context_id = a.context_id AND r.user_id = a.actor_id"
+        " LEFT JOIN projects p ON p.id = a.project_id"
+        f" WHERE a.platform_id = ? AND a.deployment_id = ? AND a.context_id = ? {extra}"
+        " ORDER BY a.id DESC LIMIT ?", [*scope, *params, limit])]
+
+
+def names(db, scope) -> dict:
+    """user id -> name for everyone on the course roster (names instead of ids on staff pages)."""
+    return {r["user_id"]: r["name"] for r in db.query(f"SELECT user_id, name FROM roster WHERE {SCOPE}", list(scope))}
+
+
+def review_queue(db, scope, stage) -> list[dict]:
+    """Projects with something saved for `stage`, in the dashboard's order: the review page's previous/next."""
+    return [dict(r) for r in db.query(
+        "SELECT p.id AS project_id, COALESCE(r.name, '') AS name, p.owner_id FROM submissions s"
+        " JOIN projects p ON p.id = s.project_id"
+        " LEFT JOIN roster r ON r.platform_id = p.platform_id AND r.deployment_id = p.deployment_id"
+        "  AND r.context_id = p.context_id AND r.user_id = p.owner_id"
+        " WHERE s.stage = ? AND p.platform_id = ? AND p.deployment_id = ? AND p.context_id = ?"
+        " ORDER BY name, p.owner_id", [stage, *scope])]
 
 
 # --- facilitator dashboard: see db/dashboard.py (a page costs a page, not the course) ---------------

@@ -235,7 +235,7 @@ def launch_record(claims: dict, platform: dict, mtype: str, ttl_seconds: int) ->
     now = utcnow()
     keep = {k: claims[k] for k in (AGS_CLAIM, NRPS_CLAIM, DL_CLAIM + "deep_linking_settings", CLAIM + "for_user",
                                    CLAIM + "custom", CLAIM + "resource_link", CLAIM + "launch_presentation",
-                                   CLAIM + "roles", CLAIM + "target_link_uri") if k in claims}
+                                   CLAIM + "roles", CLAIM + "target_link_uri", CLAIM + "ext") if k in claims}
     return {
         "id": secrets.token_urlsafe(24),
         "platform_id": platform["id"],

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from ..i18n import _
+
 OPEN = "open"
 LATE = "late"
 CLOSED = "closed"
@@ -97,10 +99,10 @@ def check_can_submit(deadline: Deadline, now: datetime, extension: datetime | No
     state = submission_state(deadline, now, extension)
     if state == CLOSED:
         d = effective_deadline(deadline, extension)
-        what = "your extension" if extension is not None else "the cut-off date"
+        what = _("your extension") if extension is not None else _("the cut-off date")
         raise SubmissionClosed(
-            f"Submissions closed at {format_time(d.cutoff_utc, zone)} ({what}); "
-            f"ask a facilitator for an extension.",
+            _("Submissions closed at %(when)s (%(what)s); ask a facilitator for an extension.",
+              when=format_time(d.cutoff_utc, zone), what=what),
             d.cutoff_utc,
         )
     return state
@@ -110,8 +112,3 @@ def is_late(deadline: Deadline, submitted_at: datetime, extension: datetime | No
     """A submission is late when made after the (extended) due time."""
     return _aware(submitted_at, "The submission time") > effective_deadline(deadline, extension).due_utc
 
-
-def is_missing(deadline: Deadline, now: datetime, submitted: bool,
-               extension: datetime | None = None) -> bool:
-    """Nothing submitted and the (extended) due time has passed."""
-    return not submitted and _aware(now, "The current time") > effective_deadline(deadline, extension).due_utc

@@ -1,5 +1,6 @@
 """Who may co-author a group project: learners on the roster, in no other project, at most six."""
 
+from ..i18n import _
 from .workflow import APPROVED, GRADED, SUBMITTED
 
 MAX_GROUP_SIZE = 6
@@ -27,36 +28,38 @@ def validate_group(owner_id, coauthor_ids, roster: dict, existing_memberships: d
     names = names or {}
 
     def who(user_id) -> str:
-        return names.get(user_id) or f"User {user_id}"
+        return names.get(user_id) or _("User %(id)s", id=user_id)
 
     problems = []
     if plan_status in _LOCKED:
-        problems.append("The group cannot change once the project plan is submitted; "
-                        "ask a facilitator to return it for revision.")
+        problems.append(_("The group cannot change once the project plan is submitted; "
+                          "ask a facilitator to return it for revision."))
     coauthors = list(coauthor_ids)
     if str(roster.get(owner_id, "")).lower() not in LEARNER_ROLES:
-        problems.append(f"{who(owner_id)} is not a learner in this course and cannot own a project.")
+        problems.append(_("%(name)s is not a learner in this course and cannot own a project.", name=who(owner_id)))
     if owner_id in coauthors:
-        problems.append(f"{who(owner_id)} owns the project and cannot also be a co-author.")
+        problems.append(_("%(name)s owns the project and cannot also be a co-author.", name=who(owner_id)))
     seen = set()
     for user_id in coauthors:
         if user_id in seen:
-            problems.append(f"{who(user_id)} is listed more than once.")
+            problems.append(_("%(name)s is listed more than once.", name=who(user_id)))
             continue
         seen.add(user_id)
         if user_id == owner_id:
             continue
         role = roster.get(user_id)
         if role is None:
-            problems.append(f"{who(user_id)} is not enrolled in this course.")
+            problems.append(_("%(name)s is not enrolled in this course.", name=who(user_id)))
         elif str(role).lower() not in LEARNER_ROLES:
-            problems.append(f"{who(user_id)} is course staff ({role}) and cannot be a co-author.")
+            problems.append(_("%(name)s is course staff (%(role)s) and cannot be a co-author.", name=who(user_id),
+                              role=role))
         other = existing_memberships.get(user_id)
         if other is not None and other != project_id:
-            problems.append(f"{who(user_id)} is already in another project's group.")
+            problems.append(_("%(name)s is already in another project's group.", name=who(user_id)))
     size = len(seen | {owner_id})
     if size > max_size:
-        problems.append(f"A group has at most {max_size} members including the owner; this one has {size}.")
+        problems.append(_("A group has at most %(max)s members including the owner; this one has %(size)s.",
+                          max=max_size, size=size))
     if problems:
         raise InvalidGroup(problems)
     return tuple(coauthors)

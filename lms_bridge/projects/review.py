@@ -23,16 +23,25 @@ SCORE_TAG = "lms_bridge_project"
 STAFF = ("facilitator", "admin")
 
 
-def course_rubric(db, scope) -> rb.Rubric:
-    data = q.rubric_data(db, scope)
+def course_rubric(db, scope, stage: str | None = None) -> rb.Rubric:
+    """The rubric that marks `stage`: its own when the course saved one, else the course default
+    (the course's edited default, or the built-in one)."""
+    data = q.stage_rubric_data(db, scope, stage) if stage else None
+    data = data or q.rubric_data(db, scope)
     return rb.from_dict(data) if data else rb.DEFAULT_RUBRIC
 
 
-def save_rubric(db, launch, rubric: rb.Rubric) -> rb.Rubric:
-    """Store a rubric already built and validated (`rubric.from_draft` or `rubric.from_dict`)."""
+def save_rubric(db, launch, rubric: rb.Rubric | None, stage: str | None = None) -> rb.Rubric | None:
+    """Store a rubric already built and validated (`rubric.from_draft` or `rubric.from_dict`): the course
+    default without `stage`, else that stage's own (None: the stage follows the default again)."""
     with write_transaction(db):
-        q.set_rubric(db, launch.scope, rb.to_dict(rubric))
-        q.audit(db, launch.scope, launch.user_id, "edit_rubric", criteria=[c.id for c in rubric.criteria])
+        if stage:
+            get_stage(stage)
+            q.set_stage_rubric(db, launch.scope, stage, rb.to_dict(rubric) if rubric else None)
+        else:
+            q.set_rubric(db, launch.scope, rb.to_dict(rubric))
+        q.audit(db, launch.scope, launch.user_id, "edit_rubric", stage=stage,
+                criteria=[c.id for c in rubric.criteria] if rubric else None)
     return rubric
 
 
@@ -132,7 +141,7 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                       f"Your {get_stage(stage).title} was returned for revision"
                       + (f": {comment}" if comment else ". See the comments in the tool."))
         elif action == "grade":
-            rubric = course_rubric(db, scope)
+            rubric = course_rubric(db, scope, stage)
             total, maximum = rb.score(rubric, selections or {})
             grade = round(total / maximum * 100, 2) if maximum else 0.0
             status = workflow.transition(sub["status"], "grade", workflow.FACILITATOR, stage=stage)
@@ -140,7 +149,8 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
             if sub["marking_state"] == workflow.READY_FOR_RELEASE:
                 marking = workflow.marking_transition(sub["marking_state"], "back_to_marking")
             q.set_review(db, sub["id"], actor, status=status, grade=grade, grade_max=100,
-                         rubric={"selections": selections, "points": total, "max": maximum},
+                         rubric={"selections": selections, "points": total, "max": maximum,
+                                 "rubric": rb.to_dict(rubric)},
                          feedback=comment, marking_state=marking)
             q.add_feedback(db, sub["id"], sub["attempt"], actor, launch.user_name, "graded", comment, grade=grade,
                            released=False)

@@ -14,8 +14,11 @@ def role_from_nrps(roles: list) -> str:
     return role_of(roles)
 
 
-def sync_roster(db, scope, session, signer) -> int:
-    """Fetch every member through NRPS and upsert them; returns how many members were read."""
+def sync_roster(db, scope, session, signer, actor: str = "nrps") -> dict:
+    """Fetch every member through NRPS, upsert them and mark learners the LMS no longer lists as gone.
+
+    Returns what changed: {"added": learners new to the list, "left": learners gone, "staff": staff
+    members read (never listed as participants), "read": members read}."""
     links = q.course_links(db, scope)
     if not links["memberships_url"]:
         raise LookupError("The platform did not offer Names and Role Provisioning for this course.")
@@ -24,7 +27,16 @@ def sync_roster(db, scope, session, signer) -> int:
     container = client.get_members(links["memberships_url"])
     members = [m for m in container["members"] if m.get("status", "Active") == "Active"]
     with write_transaction(db):
+        before = q.roster_state(db, scope)
         for m in members:
             q.upsert_member(db, scope, str(m["user_id"]), m.get("name") or "", m.get("email") or "",
-                            role_from_nrps(m.get("roles")), from_launch=False)
-    return len(members)
+                            role_from_nrps(m.get("roles")), from_launch=False,
+                            username=m.get("ext_user_username") or "")
+        present = {str(m["user_id"]) for m in members}
+        gone = [uid for uid, (role, active) in before.items() if role == "learner" and active and uid not in present]
+        q.deactivate_learners(db, scope, gone)
+        after = q.roster_state(db, scope)
+        added = [uid for uid in present if after[uid] == ("learner", 1) and before.get(uid) != ("learner", 1)]
+        staff = [uid for uid in present if after[uid][0] != "learner"]
+        q.audit(db, scope, actor, "roster_sync", added=len(added), left=len(gone), staff=len(staff))
+    return {"added": len(added), "left": len(gone), "staff": len(staff), "read": len(members)}

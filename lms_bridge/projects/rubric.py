@@ -4,13 +4,20 @@ import re
 from dataclasses import dataclass, field
 from numbers import Real
 
+from ..i18n import _
+
 
 class InvalidRubric(ValueError):
     """A rubric definition that cannot be used for marking."""
 
 
 class InvalidRubricSelection(ValueError):
-    """Marking that misses a criterion or picks a level the rubric does not have."""
+    """Marking that misses a criterion or picks a level the rubric does not have; `criteria` maps each
+    criterion id at fault to its message, so the marking form can mark it."""
+
+    def __init__(self, message: str, criteria: dict[str, str] | None = None):
+        super().__init__(message)
+        self.criteria = criteria or {}
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ def validate_rubric(rubric: Rubric) -> Rubric:
 
 def score(rubric: Rubric, selections: dict[str, str]) -> tuple[float, float]:
     """(total, maximum) for one level chosen per criterion; every criterion must be marked."""
-    problems = []
+    problems, at_fault = [], {}
     known = {c.id for c in rubric.criteria}
     for unknown in sorted(set(selections) - known):
         problems.append(f"The rubric has no criterion {unknown!r}.")
@@ -90,16 +97,29 @@ def score(rubric: Rubric, selections: dict[str, str]) -> tuple[float, float]:
     for c in rubric.criteria:
         chosen = selections.get(c.id)
         if chosen is None or chosen == "":
-            problems.append(f"Choose a level for “{c.title}”.")
+            at_fault[c.id] = _("Choose a level for “%(criterion)s”.", criterion=c.title)
+            problems.append(at_fault[c.id])
             continue
         level = next((lv for lv in c.levels if lv.id == chosen), None)
         if level is None:
-            problems.append(f"“{c.title}” has no level {chosen!r}.")
+            at_fault[c.id] = _("“%(criterion)s” has no level %(level)s.", criterion=c.title, level=repr(chosen))
+            problems.append(at_fault[c.id])
             continue
         total += level.points
     if problems:
-        raise InvalidRubricSelection(" ".join(problems))
+        raise InvalidRubricSelection(" ".join(problems), at_fault)
     return total, rubric.max_points
+
+
+def chosen_levels(rubric: Rubric, selections: dict[str, str]) -> list[dict]:
+    """Per criterion the level chosen (or None), with points: what the learner's feedback shows."""
+    rows = []
+    for c in rubric.criteria:
+        level = next((lv for lv in c.levels if lv.id == (selections or {}).get(c.id)), None)
+        rows.append({"criterion": c.title, "description": c.description, "level": level and level.title,
+                     "level_description": level and level.description, "points": level and level.points,
+                     "max": c.max_points})
+    return rows
 
 
 def to_dict(rubric: Rubric) -> dict:

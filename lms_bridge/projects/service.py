@@ -14,9 +14,9 @@ from ..db import parse_ts, ts, utcnow, write_transaction
 from ..db import projects as q
 from ..db import sync as sync_cache
 from ..errors import NotAuthorized, NotFound
-from ..lti import AGS_CLAIM, NRPS_CLAIM
+from ..lti import AGS_CLAIM, CLAIM, NRPS_CLAIM
 from . import deadlines as dl
-from . import forms, groups, uploads, workflow
+from . import display, forms, groups, uploads, workflow
 from .stages import STAGES, get_stage
 
 # stage -> {upload field: allowed kinds}; the plan's annex sits outside the plan form schema
@@ -26,6 +26,7 @@ ATTACHMENT_FIELDS = {
     "final_presentation": {"slides": uploads.SLIDES},
 }
 SUBMITTED_STATES = (workflow.SUBMITTED, workflow.APPROVED, workflow.GRADED)
+EXT_CLAIM = CLAIM + "ext"  # Moodle's extension claim: user_username
 
 
 @dataclass
@@ -53,15 +54,17 @@ def record_launch(db, launch) -> None:
     if launch.resource_link_id and lineitem_trusted(lineitem, ags):
         sync_cache.remember_link_lineitem(db, launch.platform_id, launch.context_id, launch.resource_link_id,
                                           launch.activity, lineitem)
+    username = (launch.claims.get(EXT_CLAIM) or {}).get("user_username") or ""
     member, links = q.roster_member(db, launch.scope, launch.user_id), q.course_links(db, launch.scope)
     if (member and member["role"] == launch.role and member["name"] == (launch.user_name or member["name"])
+            and member["active"] and member["username"] == (username or member["username"])
             and links["lineitems_url"] == (ags.get("lineitems") or links["lineitems_url"])
             and links["memberships_url"] == (nrps.get("context_memberships_url") or links["memberships_url"])
             and (not activity or links["links"].get(activity) == launch.resource_link_id)):
         return  # nothing new: keep page views read-only
     with write_transaction(db):
         q.upsert_member(db, launch.scope, launch.user_id, launch.user_name, launch.user_email, launch.role,
-                        from_launch=True)
+                        from_launch=True, username=username)
         q.save_course_links(db, launch.scope, lineitems_url=ags.get("lineitems"),
                             memberships_url=nrps.get("context_memberships_url"),
                             activity=activity, resource_link_id=launch.resource_link_id)
@@ -86,14 +89,17 @@ def workspace(db, launch, zone: str, now: datetime | None = None) -> dict:
     for key, stage in STAGES.items():
         sub = subs.get(key)
         deadline, ext = deadline_for(db, launch.scope, key, project and project["id"], launch.user_id)
-        status = sub["status"] if sub else workflow.NOT_STARTED
+        status = learner_status(sub)
+        released = sub is not None and sub["grade"] is not None and workflow.grade_visible_to_learner(
+            sub["marking_state"])
         row = {"key": key, "title": stage.title, "description": stage.description, "status": status,
                "status_label": workflow.STATUS_LABELS[status], "attempt": sub["attempt"] if sub else 1,
-               "due": None, "cutoff": None, "state": None}
+               "due": None, "cutoff": None, "state": None, "graded": stage.graded,
+               "grade": sub["grade"] if released else None, "grade_max": (sub["grade_max"] or 100) if released else None}
         if deadline:
             eff = dl.effective_deadline(deadline, ext)
-            row.update(due=dl.format_time(eff.due_utc, zone),
-                       cutoff=dl.format_time(eff.cutoff_utc, zone) if eff.cutoff_utc else None,
+            row.update(due=display.when(eff.due_utc, zone),
+                       cutoff=display.when(eff.cutoff_utc, zone) if eff.cutoff_utc else None,
                        state=dl.submission_state(deadline, now, ext), extended=ext is not None)
             if status not in SUBMITTED_STATES and eff.due_utc >= now and (
                     due_next is None or eff.due_utc < due_next[0]):
@@ -128,9 +134,12 @@ def upload_path(data_dir: str, storage_name: str) -> Path:
 
 
 def save_stage(db, launch, stage: str, form_data: dict, files: list[Upload], *, submit: bool, data_dir: str,
-               max_bytes: int, now: datetime | None = None) -> dict:
+               max_bytes: int, now: datetime | None = None, check_submit: bool = False) -> dict:
     """Save a draft or submit. Refusals (FormInvalid, UploadRejected, SubmissionClosed,
-    InvalidTransition) are raised before anything is written, so a refusal changes nothing."""
+    InvalidTransition) are raised before anything is written, so a refusal changes nothing.
+
+    `check_submit` saves a draft only if it could be submitted now (complete, before the cut-off): the
+    step before the learner confirms the submission."""
     get_stage(stage)
     now = now or utcnow()
     allowed = ATTACHMENT_FIELDS.get(stage, {})
@@ -148,14 +157,14 @@ def save_stage(db, launch, stage: str, form_data: dict, files: list[Upload], *, 
             sub = q.submission(db, project["id"], stage)
             previous = sub["data"] if sub else {}
             state = workflow.StageState(sub["status"], sub["attempt"]) if sub else workflow.StageState()
-            if get_stage(stage).repeatable and submit and state.status in (workflow.SUBMITTED, workflow.APPROVED):
+            if get_stage(stage).repeatable and state.status in (workflow.SUBMITTED, workflow.APPROVED):
                 state = workflow.StageState(workflow.RETURNED, state.attempt)  # each update is a new attempt
             new_state = workflow.apply(state, "submit" if submit else "save_draft", workflow.LEARNER, stage=stage)
             data = dict(form_data)
             for field in allowed:
                 data.setdefault(field, previous.get(field, ""))
             late = False
-            if submit:
+            if submit or check_submit:
                 deadline, ext = deadline_for(db, launch.scope, stage, project["id"], launch.user_id)
                 if deadline:
                     dl.check_can_submit(deadline, now, ext, zone=launch.timezone or "UTC")
@@ -168,7 +177,7 @@ def save_stage(db, launch, stage: str, form_data: dict, files: list[Upload], *, 
                 att_id = q.add_attachment(db, project["id"], stage, up.field, name, display, kind, size, launch.user_id)
                 data[up.field] = str(att_id)
                 attached.append({"id": att_id, "name": display})
-            cleaned = forms.clean(stage, data, for_submit=submit) if stage in forms.FORMS else {}
+            cleaned = forms.clean(stage, data, for_submit=submit or check_submit) if stage in forms.FORMS else {}
             for field in allowed:
                 cleaned[field] = data.get(field, "")
             sub_id = q.save_submission(db, project["id"], stage, status=new_state.status, attempt=new_state.attempt,
@@ -228,9 +237,40 @@ def history(db, project_id: int, stage: str, *, staff: bool) -> dict:
     """Every submitted version and every piece of feedback; unreleased grades only for staff."""
     sub = q.submission(db, project_id, stage)
     if not sub:
-        return {"submission": None, "versions": [], "feedback": [], "attachments": []}
+        return {"submission": None, "versions": [], "feedback": [], "attachments": {}}
     fb = q.feedback(db, sub["id"], released_only=not staff)
-    visible = staff or (sub["marking_state"] in (None, workflow.RELEASED))
     atts = {str(a["id"]): a for a in q.attachments(db, project_id, stage)}
-    return {"submission": sub, "versions": q.versions(db, sub["id"]), "feedback": fb, "attachments": atts,
-            "grade_visible": visible}
+    return {"submission": sub, "versions": q.versions(db, sub["id"]), "feedback": fb, "attachments": atts}
+
+
+def learner_status(sub: dict | None) -> str:
+    """The status a learner sees: a grade still in marking reads as submitted until it is released."""
+    if not sub:
+        return workflow.NOT_STARTED
+    if sub["status"] == workflow.GRADED and not workflow.grade_visible_to_learner(sub["marking_state"]):
+        return workflow.SUBMITTED
+    return sub["status"]
+
+
+def learner_feedback(sub: dict | None, feedback: list[dict]) -> dict | None:
+    """What the top of a learner's stage page says about the review: the reason for a return, the
+    approval, or the released grade with the level chosen per rubric criterion. None before any review."""
+    status = learner_status(sub)
+    if status in (workflow.NOT_STARTED, workflow.DRAFT, workflow.SUBMITTED):
+        return None
+    wanted = {workflow.RETURNED: "returned", workflow.APPROVED: "approved", workflow.GRADED: "graded"}[status]
+    latest = next((f for f in feedback if f["kind"] == wanted), None)
+    out = {"status": status, "text": latest["text"] if latest else "", "at": latest and latest["created_at"],
+           "author": latest and (latest["author_name"] or ""), "grade": None, "criteria": []}
+    if status == workflow.GRADED:
+        from . import rubric as rb
+
+        marks = sub["rubric"] or {}
+        out.update(grade=sub["grade"], grade_max=sub["grade_max"] or 100, text=sub["feedback"] or out["text"],
+                   points=marks.get("points"), max_points=marks.get("max"))
+        if marks.get("rubric"):
+            try:
+                out["criteria"] = rb.chosen_levels(rb.from_dict(marks["rubric"]), marks.get("selections") or {})
+            except rb.InvalidRubric:
+                out["criteria"] = []
+    return out

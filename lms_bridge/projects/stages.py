@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from ..i18n import N_
+
 
 class UnknownStage(ValueError):
     """A stage key that the catalogue does not define."""
@@ -19,15 +21,15 @@ class Stage:
 STAGES: dict[str, Stage] = {
     s.key: s
     for s in (
-        Stage("project_plan", "Project plan", True, False,
-              "The local problem, who is affected, the HRBA principles and SDGs it addresses, "
-              "stakeholders, activities, indicators and risks."),
-        Stage("progress_update", "Progress update", False, True,
-              "A short update before each online discussion session."),
-        Stage("project_report", "Project report", True, False,
-              "What was done, results against the indicators, lessons learned and the action plan."),
-        Stage("final_presentation", "Final presentation", True, False,
-              "Slides and a short summary presented at the closing workshop."),
+        Stage("project_plan", N_("Project plan"), True, False,
+              N_("The local problem, who is affected, the HRBA principles and SDGs it addresses, "
+                 "stakeholders, activities, indicators and risks.")),
+        Stage("progress_update", N_("Progress update"), False, True,
+              N_("A short update before each online discussion session.")),
+        Stage("project_report", N_("Project report"), True, False,
+              N_("What was done, results against the indicators, lessons learned and the action plan.")),
+        Stage("final_presentation", N_("Final presentation"), True, False,
+              N_("Slides and a short summary presented at the closing workshop.")),
     )
 }
 

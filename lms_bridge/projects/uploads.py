@@ -10,27 +10,29 @@ import secrets
 import unicodedata
 import zipfile
 
+from ..i18n import N_, _
+
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 MiB = 1024 * 1024
 
 # kind -> (description with article, canonical extension)
 KINDS: dict[str, tuple[str, str]] = {
-    "pdf": ("a PDF document", "pdf"),
-    "docx": ("a Word document", "docx"),
-    "pptx": ("a PowerPoint file", "pptx"),
-    "xlsx": ("an Excel workbook", "xlsx"),
-    "odt": ("an OpenDocument text", "odt"),
-    "odp": ("an OpenDocument presentation", "odp"),
-    "ods": ("an OpenDocument spreadsheet", "ods"),
-    "png": ("a PNG image", "png"),
-    "jpeg": ("a JPEG image", "jpg"),
-    "text": ("plain text", "txt"),
+    "pdf": (N_("a PDF document"), "pdf"),
+    "docx": (N_("a Word document"), "docx"),
+    "pptx": (N_("a PowerPoint file"), "pptx"),
+    "xlsx": (N_("an Excel workbook"), "xlsx"),
+    "odt": (N_("an OpenDocument text"), "odt"),
+    "odp": (N_("an OpenDocument presentation"), "odp"),
+    "ods": (N_("an OpenDocument spreadsheet"), "ods"),
+    "png": (N_("a PNG image"), "png"),
+    "jpeg": (N_("a JPEG image"), "jpg"),
+    "text": (N_("plain text"), "txt"),
     # Recognised only to say what a rejected file really is:
-    "ole": ("a legacy Office (97-2003) file", ""),
-    "zip": ("a ZIP archive", ""),
-    "exe": ("a Windows executable", ""),
-    "elf": ("a Linux executable", ""),
-    "unknown": ("unrecognised binary data", ""),
+    "ole": (N_("a legacy Office (97-2003) file"), ""),
+    "zip": (N_("a ZIP archive"), ""),
+    "exe": (N_("a Windows executable"), ""),
+    "elf": (N_("a Linux executable"), ""),
+    "unknown": (N_("unrecognised binary data"), ""),
 }
 ACCEPTABLE = ("pdf", "docx", "pptx", "xlsx", "odt", "odp", "ods", "png", "jpeg", "text")
 
@@ -171,18 +173,21 @@ def check_upload(filename: str, data, allowed_kinds=ACCEPTABLE, max_bytes: int =
         raise ValueError(f"Cannot accept file kinds {sorted(unknown) or 'none'}.")
     size = _size(data)
     if size > max_bytes:
-        raise UploadRejected(f"{name} is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}.")
+        raise UploadRejected(_("%(name)s is %(size)s; the limit is %(limit)s.", name=name, size=_megabytes(size),
+                               limit=_megabytes(max_bytes)))
     if size == 0:
-        raise UploadRejected(f"{name} is empty.")
+        raise UploadRejected(_("%(name)s is empty.", name=name))
     extension = name.rpartition(".")[2].lower() if "." in name else ""
     claimed = EXTENSIONS.get(extension)
     if claimed not in allowed_kinds:
-        raise UploadRejected(f"{name}: only {_type_list(allowed_kinds)} files are accepted here.")
+        raise UploadRejected(_("%(name)s: only %(types)s files are accepted here.", name=name,
+                               types=_type_list(allowed_kinds)))
     actual = sniff(data, filename)
     if actual != claimed:
         what = KINDS[claimed][0]
-        what = what if claimed != "text" else "a plain text file"
-        raise UploadRejected(f"{name} is not {what} (its content is {KINDS[actual][0]}).")
+        what = what if claimed != "text" else N_("a plain text file")
+        raise UploadRejected(_("%(name)s is not %(what)s (its content is %(actual)s).", name=name, what=_(what),
+                               actual=_(KINDS[actual][0])))
     if actual in CONTAINERS:
         problem = container_problem(_read_all(data))
         if problem:

@@ -6,6 +6,7 @@ reach learners only once the marking workflow says "released".
 
 from dataclasses import dataclass
 
+from ..i18n import N_
 from .stages import get_stage
 
 NOT_STARTED = "not_started"
@@ -16,12 +17,12 @@ APPROVED = "approved"
 GRADED = "graded"
 
 STATUS_LABELS = {
-    NOT_STARTED: "Not started",
-    DRAFT: "Draft",
-    SUBMITTED: "Submitted",
-    RETURNED: "Returned for revision",
-    APPROVED: "Approved",
-    GRADED: "Graded",
+    NOT_STARTED: N_("Not started"),
+    DRAFT: N_("Draft"),
+    SUBMITTED: N_("Submitted"),
+    RETURNED: N_("Returned for revision"),
+    APPROVED: N_("Approved"),
+    GRADED: N_("Graded"),
 }
 STATUSES = tuple(STATUS_LABELS)
 
@@ -87,19 +88,14 @@ class StageState:
     attempt: int = 1
 
 
-def apply(state: StageState, action: str, actor_role: str, *, stage: str | None = None,
-          max_attempts: int | None = None) -> StageState:
+def apply(state: StageState, action: str, actor_role: str, *, stage: str | None = None) -> StageState:
     """Apply an action, opening attempt n+1 when the learner works on a returned stage.
 
     Like Moodle's "attempts reopened manually": the returned attempt keeps its feedback, the
-    revision is a new attempt. `max_attempts` (None = unlimited) caps the reopenings.
+    revision is a new attempt.
     """
     status = transition(state.status, action, actor_role, stage=stage)
     attempt = state.attempt
-    if action == "return_for_revision" and max_attempts is not None and attempt >= max_attempts:
-        raise InvalidTransition(
-            f"Cannot return for revision: attempt {attempt} of {max_attempts} is the last one."
-        )
     if state.status == RETURNED and action in ("save_draft", "submit"):
         attempt += 1
     return StageState(status, attempt)
@@ -112,9 +108,9 @@ READY_FOR_RELEASE = "ready_for_release"
 RELEASED = "released"
 
 MARKING_LABELS = {
-    IN_MARKING: "In marking",
-    READY_FOR_RELEASE: "Ready for release",
-    RELEASED: "Released",
+    IN_MARKING: N_("In marking"),
+    READY_FOR_RELEASE: N_("Ready for release"),
+    RELEASED: N_("Released"),
 }
 MARKING_STATES = tuple(MARKING_LABELS)
 
@@ -146,8 +142,24 @@ def marking_transition(state: str, action: str) -> str:
     return target
 
 
-def grade_visible_to_learner(marking_state: str) -> bool:
-    """Learners see a grade and its feedback only once it is released."""
+def grade_visible_to_learner(marking_state: str | None) -> bool:
+    """Learners see a grade and its feedback only once it is released (None: never graded)."""
+    if marking_state is None:
+        return False
     if marking_state not in MARKING_LABELS:
         raise InvalidMarkingTransition(f"Unknown marking state {marking_state!r}.")
     return marking_state == RELEASED
+
+
+def allowed_actions(status: str, marking_state: str | None, *, graded: bool, has_grade: bool) -> list[str]:
+    """What a facilitator may do now, in the order the review page offers it (Moodle offers only the
+    marking workflow states reachable from the current one)."""
+    actions = ["comment"] if status != NOT_STARTED else []
+    for action in ("approve", "grade", "return_for_revision"):
+        _role, sources, _target = ACTIONS[action]
+        if status in sources and (action != "grade" or graded) and (action != "approve" or not graded):
+            actions.append(action)
+    if graded and has_grade:
+        state = marking_state or IN_MARKING
+        actions += [a for a, (source, _t) in MARKING_ACTIONS.items() if source == state]
+    return actions

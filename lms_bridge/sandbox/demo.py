@@ -22,6 +22,7 @@ from . import COURSE_ID, COURSE_TITLE, DEPLOYMENT_ID, LINKS, USERS, issuer
 SEEDS: list[tuple[str, Callable[["DemoCourse"], None]]] = []
 SEED_MODULES: list[str] = [  # other modules holding @seed functions, imported before seeding
     "lms_bridge.sandbox.demo_library",
+    "lms_bridge.evaluation.demo",
 ]
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"

@@ -66,11 +66,13 @@ def known_user(db, user_id) -> bool:
 
 @handler("core_webservice_get_site_info")
 def site_info(db, params):
+    from .quiz import site_functions as quiz_functions
+
     site = issuer(current_app.config["TOOL_URL"])
     return {"sitename": "Sandbox LMS", "username": "lmsbridge", "firstname": "LMS", "lastname": "Bridge",
             "fullname": "LMS Bridge", "lang": "en", "userid": WS_USER_ID, "siteurl": site,
             "userpictureurl": f"{site}/theme/image.php/boost/core/1795424472/u/f1",
-            "functions": [{"name": n, "version": "2024100706"} for n in FUNCTIONS],
+            "functions": [{"name": n, "version": "2024100706"} for n in (*FUNCTIONS, *quiz_functions(db))],
             "downloadfiles": 0, "uploadfiles": 0, "release": "4.5.6 (Build: 20250811)", "version": "2024100706",
             "mobilecssurl": "", "advancedfeatures": [{"name": "enablecompletion", "value": 1},
                                                      {"name": "messaging", "value": 1}],
@@ -335,4 +337,7 @@ def link_tool(db, tool_url: str, token: str = sq.DEFAULT_WS_TOKEN) -> int | None
 
 
 def init_app(app):
+    from . import quiz  # registers the mod_quiz_* handlers
+
     app.register_blueprint(bp)
+    app.register_blueprint(quiz.view_bp)

@@ -121,6 +121,9 @@ def grade_items(db, user_id: str) -> dict:
         score = grade["score"] if grade else None
         items.append(_item(100 + row["id"], row["label"], "manual", score, row["score_maximum"],
                            (grade or {}).get("comment") or "", itemmodule=None, iteminstance=None, itemnumber=0))
+    from .quiz import grade_items as quiz_items
+
+    items += quiz_items(db, user_id, _item)
     graded = [i for i in items if i["graderaw"] is not None]
     total = sum(i["graderaw"] for i in graded) if graded else None
     items.append(_item(1, None, "course", total, sum(i["grademax"] for i in items), itemmodule=None,

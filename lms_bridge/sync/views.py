@@ -6,11 +6,14 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from ..db import get_db
 from ..db import outbox as ob
 from ..errors import NotFound
+from ..i18n import N_
 from ..lti.context import current_launch, requires_launch
 
 bp = Blueprint("sync", __name__, url_prefix="/app/sync")
-KIND_LABELS = {"ags_score": "Grade (AGS)", "ws_grade": "Grade (web service)", "ws_completion": "Completion",
-               "ws_calendar": "Calendar event", "ws_message": "Message"}
+KIND_LABELS = {"ags_score": N_("Grade (AGS)"), "ws_grade": N_("Grade (web service)"), "ws_completion": N_("Completion"),
+               "ws_calendar": N_("Calendar event"), "ws_message": N_("Message")}
+STATE_LABELS = {"pending": N_("Waiting"), "claimed": N_("Being delivered"), "delivered": N_("Delivered"),
+                "failed": N_("Failed"), "superseded": N_("Replaced by a newer job"), "waiting": N_("Waiting for set-up")}
 
 
 def health_probe(db) -> dict:
@@ -39,7 +42,7 @@ def outbox():
     if launch.role != "admin":
         jobs = [j for j in jobs if in_course(j, launch.platform_id, launch.context_id, launch.deployment_id)]
     retried = request.args.get("retried", type=int)
-    return render_template("sync/outbox.html", launch=launch, jobs=jobs, show=show, labels=KIND_LABELS,
+    return render_template("sync/outbox.html", launch=launch, jobs=jobs, show=show, labels=KIND_LABELS, states=STATE_LABELS,
                            backlog=ob.backlog(get_db()), can_retry=launch.role == "admin", retried=retried)
 
 

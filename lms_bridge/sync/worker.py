@@ -199,6 +199,13 @@ def queue_reminders(app) -> int:
         db.close()
 
 
+def queue_evaluation(app) -> dict:
+    """Tracer-study invitations and reminders, and each course's daily pre/post grade refresh."""
+    from ..evaluation.views import queue_due
+
+    return queue_due(app)
+
+
 OPTIMIZE_EVERY_SECONDS = 3600
 
 
@@ -258,6 +265,7 @@ def run_worker(app, once: bool = False, echo=None, stop: threading.Event | None 
             before = (d.stats.delivered, d.stats.retried, d.stats.failed)
             try:
                 queue_reminders(app)
+                queue_evaluation(app)
                 retention_pass(app)
                 deliver_due(app, deliverer=d)
                 upkeep.run(app)
