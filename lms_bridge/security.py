@@ -107,8 +107,9 @@ def frame_ancestors() -> str:
 def _headers(resp):
     from .lti.context import set_launch_cookie
 
-    set_launch_cookie(resp)  # nosniff, no-referrer and no-store come with every ToolResponse
-    if resp.mimetype == "text/html":
+    set_launch_cookie(resp)
+    # nosniff, no-referrer and no-store come with every response (lms_bridge.ToolResponse)
+    if resp.headers.get("Content-Type", "").startswith("text/html"):
         if "Content-Security-Policy" not in resp.headers:
             nonce = g.get("csp_nonce")
             script = f"script-src 'self' 'nonce-{nonce}'" if nonce else "script-src 'self'"

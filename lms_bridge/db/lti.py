@@ -76,11 +76,6 @@ def has_deployment(db, platform_id: int, deployment_id: str) -> bool:
 
 
 # --- platform key sets --------------------------------------------------------------------
-def cached_keyset(db, platform_id: int) -> tuple[dict, object] | None:
-    row = one(db, "SELECT jwks, fetched_at FROM platform_keysets WHERE platform_id = ?", [platform_id])
-    return (json.loads(row["jwks"]), parse_ts(row["fetched_at"])) if row else None
-
-
 def cached_keyset_text(db, platform_id: int) -> tuple[str, str] | None:
     """The cached key set as stored (JSON text, fetched-at timestamp): parsed by the caller once per text."""
     row = one(db, "SELECT jwks, fetched_at FROM platform_keysets WHERE platform_id = ?", [platform_id])

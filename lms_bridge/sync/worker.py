@@ -201,7 +201,7 @@ def queue_reminders(app) -> int:
 
 def queue_evaluation(app) -> dict:
     """Tracer-study invitations and reminders, and each course's daily pre/post grade refresh."""
-    from ..evaluation.views import queue_due
+    from ..evaluation.jobs import queue_due
 
     return queue_due(app)
 
