@@ -161,3 +161,23 @@ def test_time_zone_select_narrows_to_what_is_typed(live_server, browser):
     page.wait_for_url("**/app/projects/?**")
     assert page.inner_text("#tz-line strong") == "Pacific/Tarawa"
     ctx.close()
+
+
+def test_an_oversized_file_is_stopped_in_the_browser_before_it_is_sent(live_server, browser):
+    ctx, page = open_as(browser, live_server, "5", "2")  # the report
+    limit = live_server.config["MAX_UPLOAD_MB"] * 1024 * 1024
+    assert page.get_attribute("#file_attachment", "accept") == ".docx,.odt,.pdf"
+    page.fill("#f_what_was_done", "Audit of 40 water points")
+    page.set_input_files("#file_attachment", files=[{"name": "big.pdf", "mimeType": "application/pdf",
+                                                     "buffer": b"%PDF-" + b"0" * limit}])
+    assert "larger than the 20 MB limit" in page.inner_text("#file_attachment_check")
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    page.click("#save-draft")
+    page.wait_for_timeout(500)
+    assert sent == [] and submission(live_server, stage="project_report") is None
+    page.set_input_files("#file_attachment", files=[])
+    assert page.inner_text("#file_attachment_check") == ""
+    page.click("#save-draft")
+    page.wait_for_selector("#saved")
+    ctx.close()

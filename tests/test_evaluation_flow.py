@@ -294,7 +294,8 @@ def test_results_show_response_rate_counts_per_question_and_the_project_record(c
     schedule(client, fac, months="3")
     tracer.queue_due(course, utcnow())
     round_id = eq.rounds(course, SCOPE)[0]["id"]
-    client.post(f"/app/evaluation/survey/{round_id}", data={"lt": lina, **full_answers(), "action": "submit"})
+    client.post(f"/app/evaluation/survey/{round_id}", data={"lt": lina, **full_answers(), "action": "submit",
+                                                            "obstacles": '=HYPERLINK("http://x")'})
     html = client.get(f"/app/evaluation/tracer/{round_id}", query_string={"lt": fac}).get_data(as_text=True)
     assert re.search(r'id="answered">1<', html) and "from 2 invited alumni" in html
     assert re.search(r"<td>50%</td>", html)  # one of two invited answered
@@ -302,10 +303,11 @@ def test_results_show_response_rate_counts_per_question_and_the_project_record(c
     assert "<svg" in section and re.search(r"<td>Partly</td><td>1</td>", section)
     record = client.get("/app/evaluation/participant/5", query_string={"lt": fac}).get_data(as_text=True)
     assert record.index('id="plan"') < record.index('id="report"') < record.index('id="tracer"')
-    assert "Budget politics" in record
+    assert "HYPERLINK" in record
     rows = list(csv.DictReader(io.StringIO(client.get(f"/app/evaluation/tracer/{round_id}.csv",
                                                       query_string={"lt": fac}).get_data(as_text=True))))
     assert rows[0]["adopted"] == "policy; budget"
+    assert rows[0]["obstacles"] == "'=HYPERLINK(\"http://x\")"  # never run as a formula in a spreadsheet
 
 
 def test_question_sets_are_editable_per_course_and_a_round_keeps_its_own(client, lti, course):
@@ -405,3 +407,15 @@ def test_an_expert_only_member_sees_no_report_and_no_answers(app, client, lti, c
     assert client.post("/app/evaluation/gain/refresh", data={"lt": expert}).status_code == 403
     home = client.get("/app/home", query_string={"lt": expert}).get_data(as_text=True)
     assert 'data-activity="learning_gain"' not in home and 'data-activity="tracer_survey"' not in home
+
+
+def test_tracer_messages_are_written_in_the_language_the_alumnus_answered_the_profile_in(app, client, lti, course):
+    token = lti.launch("5", lang="id")
+    client.post("/app/evaluation/profile", data={"lt": token, "org_type": "cso", "consent": "yes"})
+    record = eq.profile(course, SCOPE, "5")
+    assert record["locale"] == "id"
+    assert record["consent_wording"] != tracer.CONSENT_WORDING  # the wording the person read, in Indonesian
+    schedule(client, facilitator(lti), months="3")
+    tracer.queue_due(course, utcnow())
+    deliver_due(app)
+    assert "Buka survei" in sq.messages(course, "5")[0]["text"]

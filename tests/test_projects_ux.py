@@ -205,14 +205,16 @@ def test_roster_sync_says_what_it_did_and_never_lists_staff(app, client, lti):
     client.get("/app/landing", query_string={"lt": lti.launch(user="4")}, follow_redirects=True)
     db = db_of(app)
     q.upsert_member(db, SCOPE, "u999", "Gone Learner", "", "learner", from_launch=False)
+    from lms_bridge.db import booking as bq
+    bq.upsert_expert(db, SCOPE, "7", name="Asha Gurung", email="", timezone="Asia/Kathmandu")  # a learner made expert
     db.conn.commit()
     resp = client.post("/app/projects/roster/sync", data={"lt": fac}, follow_redirects=True)
     html = resp.get_data(as_text=True)
-    assert "Roster synced from the LMS: 3 participants added, 1 left the course" in html
-    assert "Gone Learner" not in html and "Eun-ji" not in html and "Fatima" not in html
+    assert "Roster synced from the LMS: 2 participants added, 1 left the course" in html
+    assert "Gone Learner" not in html and "Eun-ji" not in html and "Fatima" not in html and "Asha" not in html
     choices = page(client, "/app/projects/", lti.launch(user="5"))
     assert 'value="coauthor"' not in choices
-    assert re.findall(r'name="coauthor" value="([^"]+)"', choices) == ["7", "6"]  # learners only, by name
+    assert re.findall(r'name="coauthor" value="([^"]+)"', choices) == ["6"]  # learners only: no staff, no expert
 
 
 def test_dashboard_past_the_last_page_shows_the_last_page(app, client, lti):

@@ -10,6 +10,7 @@ from ..db import evaluation as q
 from ..db import parse_ts, utcnow
 from ..db import projects as pq
 from ..i18n import gettext, lazy_gettext as N_
+from ..projects.export import safe_cell  # CSV cells a spreadsheet will not run as formulas
 from ..projects.forms import COUNTRIES
 from . import charts, gain, tracer
 from .grades import cartridge_tests
@@ -81,8 +82,8 @@ def gain_csv(db, scope) -> str:
     w.writerow(["user_id", "name", "country", "organisation_type", "pre_percent", "post_percent", "gain_points",
                 "normalised_gain", "took_only"])
     for r in results(db, scope):
-        w.writerow([r.user_id, r.name, r.country, r.org_type, _num(r.pre), _num(r.post), _num(r.gain),
-                    _num(r.normalised, 3), r.only or ""])
+        w.writerow([safe_cell(r.user_id), safe_cell(r.name), r.country, r.org_type, _num(r.pre), _num(r.post),
+                    _num(r.gain), _num(r.normalised, 3), r.only or ""])
     return out.getvalue()
 
 
@@ -143,8 +144,9 @@ def tracer_csv(db, scope, round_id: int) -> str | None:
     keys = [x["key"] for x in rnd["questions"]]
     w.writerow(["user_id", "name", "status", "submitted_at", *keys])
     for a in q.answers(db, round_id, submitted_only=False):
-        w.writerow([a["user_id"], a["name"], a["status"], a["submitted_at"] or "",
-                    *["; ".join(v) if isinstance(v := a["answers"].get(k, ""), list) else v for k in keys]])
+        w.writerow([safe_cell(a["user_id"]), safe_cell(a["name"]), a["status"], a["submitted_at"] or "",
+                    *[safe_cell("; ".join(v) if isinstance(v := a["answers"].get(k, ""), list) else v)
+                      for k in keys]])
     return out.getvalue()
 
 

@@ -29,9 +29,12 @@ def sync_roster(db, scope, session, signer, actor: str = "nrps") -> dict:
     with write_transaction(db):
         before = q.roster_state(db, scope)
         for m in members:
-            q.upsert_member(db, scope, str(m["user_id"]), m.get("name") or "", m.get("email") or "",
-                            role_from_nrps(m.get("roles")), from_launch=False,
-                            username=m.get("ext_user_username") or "")
+            role = role_from_nrps(m.get("roles"))
+            if role == "learner" and lq.is_course_expert(db, dict(zip(("platform_id", "deployment_id", "context_id"),
+                                                                       scope), user_id=str(m["user_id"]))):
+                role = "expert"  # an expert of the course (Moodle's NRPS may call them Learner): not a participant
+            q.upsert_member(db, scope, str(m["user_id"]), m.get("name") or "", m.get("email") or "", role,
+                            from_launch=False, username=m.get("ext_user_username") or "")
         present = {str(m["user_id"]) for m in members}
         gone = [uid for uid, (role, active) in before.items() if role == "learner" and active and uid not in present]
         q.deactivate_learners(db, scope, gone)

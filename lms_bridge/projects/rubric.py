@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass, field
 from numbers import Real
 
-from ..i18n import _
+from ..i18n import N_, _
 
 
 class InvalidRubric(ValueError):
@@ -261,41 +261,41 @@ def from_draft(draft: dict) -> Rubric:
 
 
 def _levels(*descriptions: str) -> tuple[Level, ...]:
-    titles = ("Not evident", "Emerging", "Developing", "Strong")
+    titles = (N_("Not evident"), N_("Emerging"), N_("Developing"), N_("Strong"))
     ids = ("not_evident", "emerging", "developing", "strong")
     return tuple(Level(i, t, p, d) for p, (i, t, d) in enumerate(zip(ids, titles, descriptions)))
 
 
-DEFAULT_RUBRIC = validate_rubric(Rubric(title="Course project (HRBA and SDGs)", criteria=(
-    Criterion("hrba_principles", "HRBA principles applied",
-              "Participation and inclusion, transparency and accountability, equality and "
-              "non-discrimination shape the project, not only its wording.",
-              _levels("Principles are not mentioned.",
-                      "Principles are named but do not shape the activities.",
-                      "Some principles shape the activities.",
-                      "All three principles shape design, delivery and follow-up.")),
-    Criterion("sdg_linkage", "SDG linkage",
-              "The project is linked to relevant SDGs and targets, and explains the link.",
-              _levels("No SDG link.",
-                      "Goals are listed without explanation.",
-                      "Goals and targets are relevant and partly explained.",
-                      "Goals and targets are precise and the contribution is explained.")),
-    Criterion("participation", "Participation of affected groups",
-              "Rights holders and vulnerable groups take part in planning, delivery and review.",
-              _levels("Affected groups are not identified.",
-                      "Affected groups are identified but only informed.",
-                      "Affected groups are consulted at some steps.",
-                      "Affected groups take part in decisions from planning to evaluation.")),
-    Criterion("feasibility", "Feasibility",
-              "Activities, timeline, stakeholders and resources are realistic for the local government.",
-              _levels("No workable plan.",
-                      "Activities are vague or unrealistic.",
-                      "Mostly realistic, with gaps in timeline or resources.",
-                      "Realistic, with responsibilities, timeline, resources and risks addressed.")),
-    Criterion("indicators", "Quality of indicators",
-              "Indicators of success are measurable, disaggregated where relevant and tied to the goals.",
-              _levels("No indicators.",
-                      "Indicators are vague or not measurable.",
-                      "Measurable indicators for some results.",
-                      "Measurable, disaggregated indicators for every expected result.")),
+DEFAULT_RUBRIC = validate_rubric(Rubric(title=N_("Course project (HRBA and SDGs)"), criteria=(
+    Criterion("hrba_principles", N_("HRBA principles applied"),
+              N_("Participation and inclusion, transparency and accountability, equality and "
+              "non-discrimination shape the project, not only its wording."),
+              _levels(N_("Principles are not mentioned."),
+                      N_("Principles are named but do not shape the activities."),
+                      N_("Some principles shape the activities."),
+                      N_("All three principles shape design, delivery and follow-up."))),
+    Criterion("sdg_linkage", N_("SDG linkage"),
+              N_("The project is linked to relevant SDGs and targets, and explains the link."),
+              _levels(N_("No SDG link."),
+                      N_("Goals are listed without explanation."),
+                      N_("Goals and targets are relevant and partly explained."),
+                      N_("Goals and targets are precise and the contribution is explained."))),
+    Criterion("participation", N_("Participation of affected groups"),
+              N_("Rights holders and vulnerable groups take part in planning, delivery and review."),
+              _levels(N_("Affected groups are not identified."),
+                      N_("Affected groups are identified but only informed."),
+                      N_("Affected groups are consulted at some steps."),
+                      N_("Affected groups take part in decisions from planning to evaluation."))),
+    Criterion("feasibility", N_("Feasibility"),
+              N_("Activities, timeline, stakeholders and resources are realistic for the local government."),
+              _levels(N_("No workable plan."),
+                      N_("Activities are vague or unrealistic."),
+                      N_("Mostly realistic, with gaps in timeline or resources."),
+                      N_("Realistic, with responsibilities, timeline, resources and risks addressed."))),
+    Criterion("indicators", N_("Quality of indicators"),
+              N_("Indicators of success are measurable, disaggregated where relevant and tied to the goals."),
+              _levels(N_("No indicators."),
+                      N_("Indicators are vague or not measurable."),
+                      N_("Measurable indicators for some results."),
+                      N_("Measurable, disaggregated indicators for every expected result."))),
 )))

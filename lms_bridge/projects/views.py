@@ -539,7 +539,7 @@ def _audit_detail(a: dict, zone: str, names: dict) -> str:
     d = a["detail"] or {}
     parts = []
     if d.get("grade") is not None:
-        parts.append(_("grade %(grade)s", grade=f"{d['grade']:g}"))
+        parts.append(_("grade %(grade)s", grade="%g" % d["grade"]))
     if d.get("attempt"):
         parts.append(_("attempt %(n)s", n=d["attempt"]))
     if d.get("late"):

@@ -39,6 +39,14 @@
       });
     });
 
+    // A form with an oversized file is not sent (forms here are novalidate: the check is ours).
+    Array.prototype.forEach.call(document.querySelectorAll("form"), function (form) {
+      form.addEventListener("submit", function (ev) {
+        var bad = form.querySelector("input[type=file][data-max-bytes]:invalid");
+        if (bad) { ev.preventDefault(); bad.reportValidity(); bad.focus(); }
+      });
+    });
+
     // Confirm before a submit button with data-confirm, in a <dialog> (without JS the server asks).
     Array.prototype.forEach.call(document.querySelectorAll("button[data-confirm]"), function (button) {
       var dialog = document.getElementById(button.getAttribute("data-confirm"));
