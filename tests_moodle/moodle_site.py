@@ -305,6 +305,12 @@ php_value memory_limit 512M
             self.restore()
         else:
             self.install()
+        zone = os.environ.get("MOODLE_USERS_TZ")
+        if zone:
+            # Diagnostic knob: everybody on a named zone instead of Moodle's default ("99").
+            self.sql("UPDATE mdl_user SET timezone = %s WHERE username IN "
+                     "('learner1', 'learner2', 'facilitator1', 'expert1')", zone)
+            log(f"MOODLE_USERS_TZ: the harness users are on {zone}, not Moodle's default zone")
         self.timings["moodle_up"] = time.monotonic() - started
         self.start_apache()
         log(f"Moodle 4.5 up at {WWWROOT} in {time.monotonic() - started:.0f} s")
