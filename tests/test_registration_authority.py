@@ -337,3 +337,10 @@ def test_only_active_registrations_may_frame_the_tool(app, client, db, cli, publ
     assert MOODLE not in ancestors()  # pending: it may not frame the tool
     assert cli("platforms", "approve", str(platform(db)["id"])).exit_code == 0
     assert MOODLE in ancestors()
+
+
+def test_platforms_list_shows_the_last_launch(app, cli, lti):
+    assert "last launch never" in cli("platforms", "list").stdout
+    lti.launch(user="5")
+    line = next(x for x in cli("platforms", "list").stdout.splitlines() if "client sandbox-client" in x)
+    assert "last launch never" not in line and "\tlast launch 20" in line
