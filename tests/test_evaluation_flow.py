@@ -407,3 +407,15 @@ def test_an_expert_only_member_sees_no_report_and_no_answers(app, client, lti, c
     assert client.post("/app/evaluation/gain/refresh", data={"lt": expert}).status_code == 403
     home = client.get("/app/home", query_string={"lt": expert}).get_data(as_text=True)
     assert 'data-activity="learning_gain"' not in home and 'data-activity="tracer_survey"' not in home
+
+
+def test_tracer_messages_are_written_in_the_language_the_alumnus_answered_the_profile_in(app, client, lti, course):
+    token = lti.launch("5", lang="id")
+    client.post("/app/evaluation/profile", data={"lt": token, "org_type": "cso", "consent": "yes"})
+    record = eq.profile(course, SCOPE, "5")
+    assert record["locale"] == "id"
+    assert record["consent_wording"] != tracer.CONSENT_WORDING  # the wording the person read, in Indonesian
+    schedule(client, facilitator(lti), months="3")
+    tracer.queue_due(course, utcnow())
+    deliver_due(app)
+    assert "Buka survei" in sq.messages(course, "5")[0]["text"]

@@ -212,12 +212,19 @@ def slot_means(db, scope) -> list[dict]:
                  list(scope))
 
 
+@migrations()
+def m003_profile_locale(db):
+    """The language the participant used when answering: tracer-study messages are written in it."""
+    db.execute("ALTER TABLE eval_profiles ADD COLUMN locale TEXT")
+
+
 # --- profiles ------------------------------------------------------------------------------------
 def profile(db, scope, user_id: str) -> dict | None:
     return one(db, f"SELECT * FROM eval_profiles WHERE {SCOPE} AND user_id = ?", [*scope, user_id])
 
 
-def save_profile(db, scope, user_id: str, org_type: str, consent: bool | None, wording: str) -> None:
+def save_profile(db, scope, user_id: str, org_type: str, consent: bool | None, wording: str,
+                 locale: str | None = None) -> None:
     """The consent's date and wording change only when the answer changes (the record of what was agreed)."""
     old = profile(db, scope, user_id)
     now = ts()
@@ -226,11 +233,11 @@ def save_profile(db, scope, user_id: str, org_type: str, consent: bool | None, w
     else:
         consent_at, text = (now, wording) if consent is not None else (None, None)
     db.execute("INSERT INTO eval_profiles (platform_id, deployment_id, context_id, user_id, org_type, tracer_consent,"
-               " consent_at, consent_wording, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET"
-               " org_type = excluded.org_type, tracer_consent = excluded.tracer_consent,"
+               " consent_at, consent_wording, updated_at, locale) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE"
+               " SET org_type = excluded.org_type, tracer_consent = excluded.tracer_consent,"
                " consent_at = excluded.consent_at, consent_wording = excluded.consent_wording,"
-               " updated_at = excluded.updated_at",
-               [*scope, user_id, org_type, None if consent is None else int(consent), consent_at, text, now])
+               " updated_at = excluded.updated_at, locale = excluded.locale",
+               [*scope, user_id, org_type, None if consent is None else int(consent), consent_at, text, now, locale])
 
 
 def consent_counts(db, scope) -> dict:
@@ -315,6 +322,9 @@ def due_invites(db, now: str, limit: int = 500) -> list[dict]:
     """Invitations whose next message is due (index on next_due_at), with their round."""
     return _rows(db, """SELECT i.round_id, i.user_id, i.messages, r.platform_id, r.deployment_id, r.context_id,
                         r.title, r.closes_at, r.closed_at, r.link_url,
+                        (SELECT locale FROM eval_profiles f WHERE f.platform_id = r.platform_id
+                         AND f.deployment_id = r.deployment_id AND f.context_id = r.context_id
+                         AND f.user_id = i.user_id) AS locale,
                         (SELECT status FROM tracer_answers a WHERE a.round_id = i.round_id AND a.user_id = i.user_id)
                         AS status FROM tracer_invites i JOIN tracer_rounds r ON r.id = i.round_id
                         WHERE i.next_due_at IS NOT NULL AND i.next_due_at <= ? ORDER BY i.next_due_at LIMIT ?""",

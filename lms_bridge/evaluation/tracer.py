@@ -231,7 +231,7 @@ def queue_due(db, now: datetime) -> int:
             n = inv["messages"]
             outbox.enqueue(db, platform_id=inv["platform_id"], kind="ws_message",
                            payload={"user_id": inv["user_id"],
-                                    "text": message_text(inv["title"], inv["link_url"], n)},
+                                    "text": message_text(inv["title"], inv["link_url"], n, inv["locale"])},
                            dedupe_key=f"tracer:{inv['round_id']}:{inv['user_id']}:{n}")
             following = REMINDER_DAYS[n] - (REMINDER_DAYS[n - 1] if n else 0) if n < len(REMINDER_DAYS) else None
             q.record_message(db, inv["round_id"], inv["user_id"], now_s,

@@ -13,7 +13,7 @@ from ..db import evaluation as q
 from ..db import get_db, parse_ts, write_transaction
 from ..db import lti as lq
 from ..errors import BridgeError
-from ..i18n import babel_locale, gettext as _
+from ..i18n import babel_locale, current_locale, gettext as _
 from ..lti.context import STAFF, Launch, current_launch, requires_launch
 from . import grades, report, tracer
 from .gain import ORG_TYPES
@@ -171,7 +171,8 @@ def profile():
             errors["org_type"], status = _("Choose an organisation type from the list."), 400
         else:
             with write_transaction(db):
-                q.save_profile(db, launch.scope, launch.user_id, org, consent, _(tracer.CONSENT_WORDING))
+                q.save_profile(db, launch.scope, launch.user_id, org, consent, _(tracer.CONSENT_WORDING),
+                               current_locale())
             return redirect(url_for(".profile", lt=launch.token, saved=1), 303)
     row = q.profile(db, launch.scope, launch.user_id) or {}
     return render_template("evaluation/profile.html", launch=launch, row=row, errors=errors, saved=saved,
