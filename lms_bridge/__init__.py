@@ -83,6 +83,9 @@ def create_app(config: dict | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)  # same-site check, CSP with nonces, the launch cookie
     i18n.init_app(app)
+    # Pages with their own time-zone form (and booking's participant page, which passes tz_known); every other
+    # page offers base.html's (browser zone, else named UTC).
+    app.jinja_env.globals["TZ_FORM_PAGES"] = ("projects.workspace", "projects.stage", "projects.deadlines", "projects.audit")
     ops.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(deep_linking.bp)

@@ -155,15 +155,80 @@ def platforms():
 
 @platforms.command("list")
 def platforms_list():
-    from .db import lti as q
+    """Each client id with its Moodle site, status, deployments and last launch."""
+    from .db import registration as reg
 
     app = _app()
-    rows = q.list_platforms(_db(app))
+    prepare(app)
+    rows = reg.platforms_overview(_db(app))
     if not rows:
         click.echo("no platforms registered")
     for r in rows:
-        click.echo(f"{r['id']}\t{r['issuer']}\tclient {r['client_id']}\tdeployments {','.join(r['deployments'])}"
+        click.echo(f"{r['id']}\t{r['status']}\t{r['issuer']}\tclient {r['client_id']}"
+                   f"\tdeployments {','.join(r['deployments']) or '-'}\tlast launch {r['last_launch_at'] or 'never'}"
                    + (f"\t{r['name']}" if r["name"] else ""))
+    if any(r["status"] == "pending" for r in rows):
+        click.echo("pending registrations log nobody in until `lms-bridge platforms approve ID`", err=True)
+
+
+@platforms.command("invite")
+@click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(0.1, 24 * 30),
+              help="How long the URL stays usable.")
+def platforms_invite(hours):
+    """Print a one-time registration URL to paste into the LMS; a registration through it is active at once."""
+    import secrets
+
+    from .db import registration as reg
+
+    app = _app()
+    prepare(app)
+    code = secrets.token_urlsafe(24)
+    expires = reg.add_invite(_db(app), code, hours)
+    click.echo(f"{app.config['TOOL_URL']}/lti/register/{code}")
+    click.echo(f"paste it into Moodle's Manage tools > Tool URL > Add LTI Advantage; usable once, until {expires}",
+               err=True)
+
+
+def _platform_id(db, platform_id: int) -> dict:
+    from .db import lti as q
+
+    row = q.get_platform(db, platform_id)
+    if row is None:
+        raise click.ClickException(f"no platform {platform_id} (see `lms-bridge platforms list`)")
+    return row
+
+
+@platforms.command("approve")
+@click.argument("platform_id", type=click.IntRange(1, 2**62))
+def platforms_approve(platform_id):
+    """Activate a pending registration (one made through plain /lti/register)."""
+    from .db import registration as reg
+
+    app = _app()
+    prepare(app)
+    db = _db(app)
+    row = _platform_id(db, platform_id)
+    if row["status"] == "active":
+        click.echo(f"platform {platform_id} is active already")
+        return
+    reg.set_status(db, platform_id, "active")
+    click.echo(f"platform {platform_id} ({row['issuer']}, client {row['client_id']}) is active")
+
+
+@platforms.command("remove")
+@click.argument("platform_id", type=click.IntRange(1, 2**62))
+def platforms_remove(platform_id):
+    """Retire a registration: nobody logs in through it any more (e.g. after deleting it in Moodle)."""
+    from .db import registration as reg
+
+    app = _app()
+    prepare(app)
+    db = _db(app)
+    row = _platform_id(db, platform_id)
+    outcome = reg.remove_platform(db, platform_id)
+    click.echo(f"platform {platform_id} ({row['issuer']}, client {row['client_id']}) "
+               + ("deleted (it never launched)" if outcome == "deleted" else
+                  "retired: its courses' data stays, nobody logs in through it"))
 
 
 @platforms.command("add")
@@ -190,11 +255,11 @@ def platforms_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url
 
 
 @platforms.command("moodle-ws")
-@click.option("--issuer", required=True)
+@click.option("--issuer", required=True, help="The Moodle site; the credentials serve every client id it has.")
 @click.option("--url", required=True, help="Moodle's wwwroot")
 @click.option("--token", required=True)
 def platforms_moodle_ws(issuer, url, token):
-    """Attach Moodle web-service credentials to a platform and check them at once."""
+    """Attach Moodle web-service credentials to a Moodle site (all its registrations) and check them at once."""
     from .sync.credentials import CredentialsError, attach
 
     app = _app()
@@ -234,7 +299,8 @@ def outbox(ctx, failed):
     if not rows:
         click.echo("no failed jobs" if failed else "outbox empty")
     for r in rows:
-        click.echo(f"{r['id']}\t{r['state']}\t{r['kind']}\ttries {r['attempts']}\t{r['last_error'] or ''}")
+        state = "waiting" if ob.is_waiting(r) else r["state"]  # for an admin's setup: not a failure
+        click.echo(f"{r['id']}\t{state}\t{r['kind']}\ttries {r['attempts']}\t{r['last_error'] or ''}")
 
 
 @outbox.command("retry")
@@ -269,10 +335,63 @@ def package_build(out, tool_url):
     click.echo(f"wrote {path}")
 
 
+def _chosen_platforms(db, issuer: str | None, client_id: str | None) -> list[dict]:
+    """Every platform, or those of one issuer, or the one with that client id; unknown ones are an error."""
+    from .db import lti as q
+
+    rows = [r for r in q.list_platforms(db) if (issuer is None or r["issuer"] == issuer)
+            and (client_id is None or r["client_id"] == client_id)]
+    if not rows and (issuer or client_id):
+        raise click.ClickException(f"no platform with issuer {issuer or 'any'} and client id {client_id or 'any'}")
+    return rows
+
+
+@main.group()
+def lineitems():
+    """The tool's gradebook columns in the LMS."""
+
+
+@lineitems.command("twins")
+@click.option("--issuer", default=None, help="Only this platform (Moodle site).")
+@click.option("--client-id", default=None, help="Only this registration of the issuer.")
+@click.option("--resend", is_flag=True, help="Queue the released grades again for the activities' own columns.")
+def lineitems_twins(issuer, client_id, resend):
+    """Find second gradebook columns the tool created beside an activity's own column, and say what to do."""
+    from lti_config.keys import signer
+
+    from .clients import LtiServiceError
+    from .sync import twins as tw
+
+    app = _app()
+    prepare(app)
+    db = _db(app)
+    found = []
+    try:
+        for platform in _chosen_platforms(db, issuer, client_id):
+            found += tw.find(db, app.extensions["lms_bridge_http"], signer(db, app.config["DATA_DIR"]), platform)
+    except LtiServiceError as e:
+        raise click.ClickException(str(e)) from None
+    if not found:
+        click.echo("no twin columns: every grade goes to its activity's own column")
+        return
+    for twin in found:
+        click.echo(twin.line())
+    if resend:
+        click.echo(f"queued {tw.resend(db, found)} grades for the activities' own columns; run the worker, check "
+                   "them in the gradebook, then delete each twin column in Moodle (Grades > Gradebook setup > "
+                   "the column's Edit menu > Delete)")
+    else:
+        click.echo("to repair: `lms-bridge lineitems twins --resend` queues the released grades for each activity's "
+                   "own column; once the worker has sent them, delete each twin column in Moodle (Grades > "
+                   "Gradebook setup > the column's Edit menu > Delete). A twin whose activity has no own column yet "
+                   "is repaired after a learner or teacher opens that activity once.")
+
+
 @main.command()
 @click.option("--issuer", required=True)
+@click.option("--client-id", default=None, help="Which registration, when the issuer has several.")
 @click.option("--context", "context_id", required=True, help="The LTI context (Moodle course) id.")
-def reconcile(issuer, context_id):
+def reconcile(issuer, client_id, context_id):
     """Report grades in the LMS gradebook that differ from the tool's released grades (changes nothing)."""
     from lti_config.keys import signer
 
@@ -284,7 +403,7 @@ def reconcile(issuer, context_id):
     db = _db(app)
     try:
         differences = compare(db, app.extensions["lms_bridge_http"], signer(db, app.config["DATA_DIR"]),
-                              issuer=issuer, context_id=context_id)
+                              issuer=issuer, client_id=client_id, context_id=context_id)
     except (ReconcileError, LtiServiceError) as e:
         raise click.ClickException(str(e)) from None
     if not differences:

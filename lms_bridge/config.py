@@ -60,6 +60,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ALLOW_INSECURE_PLATFORMS", "LMS_BRIDGE_ALLOW_INSECURE", False,
             "Accept plain-HTTP platforms that are not on loopback during dynamic registration (never in production).",
             bool),
+    Setting("TEST_PLATFORM", "LMS_BRIDGE_TEST_PLATFORM", "",
+            "Origins (comma-separated, e.g. `http://127.0.0.1`) of a test LMS on a loopback or private address that "
+            "dynamic registration may call; every other loopback, private or link-local address is refused."),
     Setting("RETENTION_DAYS", "LMS_BRIDGE_RETENTION_DAYS", 730,
             "Days after a course's last activity before the worker removes its personal data (library entries "
             "published with consent stay, anonymised).", int),

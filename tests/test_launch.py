@@ -141,7 +141,7 @@ def _b64(data: bytes) -> str:
     ({"nbf": int(time.time()) + 600}, "expired"),
     ({"exp": None}, "missing_claim"),
     ({"iat": None}, "missing_claim"),
-    ({"exp": "tomorrow"}, "malformed_token"),
+    ({"exp": "tomorrow"}, "malformed_claim"),
     ({"aud": ["someone-else", "another"], "azp": "someone-else"}, "wrong_audience"),
 ])
 def test_registered_claims_checked(app, client, changes, code):

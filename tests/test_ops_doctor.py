@@ -214,7 +214,7 @@ def test_clock_skew_against_the_platform_date_header(used):
 
 
 def test_web_services_fail_on_an_invalid_token(used):
-    sql(used, "UPDATE platform_ws SET token = 'not-the-token'")
+    sql(used, "UPDATE site_ws SET token = 'not-the-token'")  # credentials belong to the Moodle site (issuer)
     checks = run(used)
     assert status(checks, ": web services") == "FAIL"
     assert "not-the-token" not in json.dumps(checks)

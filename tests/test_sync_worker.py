@@ -76,7 +76,7 @@ def test_a_score_creates_the_line_item_once_and_posts_in_order(sync_app):
     # Moodle compares timestamps to the second: the later job is moved one second on, not refused
     assert bodies[0]["timestamp"] == "2026-11-23T10:00:00.000Z" and bodies[1]["timestamp"] == "2026-11-23T10:00:01.000Z"
     assert state(sync_app, first)["state"] == state(sync_app, second)["state"] == "delivered"
-    assert cache.get_lineitem(sync_app.db, sync_app.pid, LINEITEMS, "project_plan", "grade") == ITEM
+    assert cache.get_lineitem(sync_app.db, sync_app.pid, LINEITEMS, "project_plan", "resource") == ITEM
 
 
 def test_a_409_counts_as_already_applied(sync_app):
@@ -118,14 +118,16 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
     assert backoff(1, 1, 60, retry_after=90) == 90
 
 
-def test_a_bad_ws_token_fails_fast_without_leaking_it(sync_app):
+def test_a_bad_ws_token_waits_for_the_admin_without_leaking_it(sync_app):
     job = enqueue(sync_app, "ws_message", {"user_id": 5, "text": "Your grade is released"})
     with responses.RequestsMock() as rsps:
         rsps.post(WS, json={"exception": "moodle_exception", "errorcode": "invalidtoken",
                             "message": "Invalid token - token not found"})
         stats = deliver_due(sync_app)
     row = state(sync_app, job)
-    assert stats.failed == 1 and row["state"] == "failed" and row["attempts"] == 1
+    # not a failure: the admin must fix the token; the job waits without using up tries
+    assert stats.failed == 0 and stats.waiting == 1 and row["state"] == "pending" and row["attempts"] == 0
+    assert row["last_error"].startswith("waiting for working web-service credentials")
     assert "lms-bridge platforms moodle-ws" in row["last_error"] and "secret-ws-token" not in row["last_error"]
 
 
@@ -228,7 +230,7 @@ def claims(app):
 
 
 def test_a_line_item_another_process_is_creating_is_waited_for_not_created_twice(sync_app):
-    key = (sync_app.pid, LINEITEMS, "project_plan", "grade")
+    key = (sync_app.pid, LINEITEMS, "project_plan", "resource")
     assert cache.claim_lineitem(sync_app.db, *key, stale_after=timedelta(minutes=2))  # the other process
     job = score(sync_app)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -253,7 +255,7 @@ def test_a_line_item_another_process_is_creating_is_waited_for_not_created_twice
 def test_a_dead_workers_line_item_claim_is_taken_over_and_claims_are_released(sync_app):
     with write_transaction(sync_app.db):
         sync_app.db.execute("INSERT INTO sync_lineitem_claims (platform_id, lineitems_url, resource_id, tag,"
-                            " claimed_at) VALUES (?, ?, 'project_plan', 'grade', ?)",
+                            " claimed_at) VALUES (?, ?, 'project_plan', 'resource', ?)",
                             [sync_app.pid, LINEITEMS, "2026-01-01T00:00:00+00:00"])
     job = score(sync_app)
     with responses.RequestsMock() as rsps:

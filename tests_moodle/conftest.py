@@ -46,7 +46,7 @@ class Tool:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
         self.env.update(LMS_BRIDGE_URL=self.url, LMS_BRIDGE_DATA=str(self.dir / "instance"),
                         LMS_BRIDGE_OUTBOX_BACKOFF_SECONDS="1", LMS_BRIDGE_OUTBOX_BACKOFF_MAX_SECONDS="5",
-                        LMS_BRIDGE_OUTBOX_POLL_SECONDS="1")
+                        LMS_BRIDGE_OUTBOX_POLL_SECONDS="1", LMS_BRIDGE_ACCESS_LOG="true")
 
     def cli(self, *args, check=True) -> subprocess.CompletedProcess:
         result = subprocess.run([str(BIN / "lms-bridge"), *args], env=self.env, text=True, capture_output=True,

@@ -180,6 +180,24 @@ class LtiServiceClient:
                 return item
         return self.create_line_item(lineitems_url, label, score_maximum, resource_id, tag, resource_link_id)
 
+    def find_or_create_activity_line_item(self, lineitems_url: str, label: str, score_maximum: float,
+                                          resource_id: str, resource_link_id: str | None, tag: str) -> dict:
+        """The activity's own column: matched on what identifies it, its resource link and resourceId, never
+        on a tag (a platform's column for an activity need not carry ours). Created only when there is none."""
+        if resource_link_id:
+            items = [i for i in self.list_line_items(lineitems_url, resource_link_id=str(resource_link_id))
+                     if str(i.get("resourceLinkId") or i.get("ltiLinkId") or "") == str(resource_link_id)]
+            if len(items) == 1:
+                return items[0]
+            if items:
+                return next((i for i in items if i.get("resourceId") == resource_id), items[0])
+        else:
+            items = [i for i in self.list_line_items(lineitems_url, resource_id=resource_id)
+                     if i.get("resourceId") == resource_id]
+            if items:
+                return next((i for i in items if i.get("resourceLinkId")), items[0])
+        return self.create_line_item(lineitems_url, label, score_maximum, resource_id, tag, resource_link_id)
+
     def post_score(self, lineitem_url: str, user_id, score_given: float | None, score_maximum: float,
                    timestamp: datetime, grading_progress: str = "FullyGraded",
                    activity_progress: str = "Completed", comment: str | None = None) -> None:

@@ -61,7 +61,8 @@ def find_platform(db, issuer: str, client_id: str | None = None, deployment_id: 
     if client_id is not None:
         return one(db, f"SELECT p.*{known} FROM platforms p WHERE issuer = ? AND client_id = ?",
                    params + [issuer, client_id])
-    rows = list(db.query(f"SELECT p.*{known} FROM platforms p WHERE issuer = ? LIMIT 2", params + [issuer]))
+    rows = list(db.query(f"SELECT p.*{known} FROM platforms p WHERE issuer = ? AND status != 'retired' LIMIT 2",
+                         params + [issuer]))
     return rows[0] if len(rows) == 1 else None
 
 
@@ -194,13 +195,13 @@ def set_access_token(db, platform_id: int, scopes: str, token: str, expires_at) 
 
 
 # --- Moodle web-service credentials -------------------------------------------------------
+# They belong to the Moodle site (the issuer), shared by every client id registered for it: see
+# db.registration.site_ws. These two keep the platform-id interface the callers use.
 def set_moodle_ws(db, platform_id: int, url: str, token: str, missing: list[str]) -> None:
-    _write(db, "INSERT INTO platform_ws (platform_id, url, token, checked_at, missing_functions) VALUES (?,?,?,?,?)"
-               " ON CONFLICT(platform_id) DO UPDATE SET url = excluded.url, token = excluded.token,"
-               " checked_at = excluded.checked_at, missing_functions = excluded.missing_functions",
-               [platform_id, url, token, ts(), json.dumps(missing)])
+    from .registration import set_site_ws
 
+    set_site_ws(db, get_platform(db, platform_id)["issuer"], url, token, missing)
 
 
 def get_moodle_ws(db, platform_id: int) -> dict | None:
-    return one(db, "SELECT * FROM platform_ws WHERE platform_id = ?", [platform_id])
+    return one(db, "SELECT w.* FROM site_ws w JOIN platforms p ON p.issuer = w.issuer WHERE p.id = ?", [platform_id])

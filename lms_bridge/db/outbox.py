@@ -195,3 +195,35 @@ def sync_health(db, platform_id: int, now=None) -> dict:
     return {"due": row["due"] or 0, "waiting": row["waiting"] or 0, "failed": row["failed"] or 0,
             "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,
             "last_delivery": parse_ts(last["at"])}
+
+
+# --- jobs waiting for an admin's setup (web-service credentials, functions, capabilities) ----------------
+WAITING_PREFIX = "waiting for "
+
+
+def mark_waiting(db, job_id: int, worker_id: str, reason: str, next_attempt_at) -> bool:
+    """Not a failure and no try used up: checked again at `next_attempt_at`, or at once by `wake_waiting`."""
+    return _finish(db, job_id, worker_id, "next_attempt_at = ?, last_error = ?, attempts = 0",
+                   [ts(next_attempt_at), reason])
+
+
+def is_waiting(job: dict) -> bool:
+    return job["state"] == "pending" and (job.get("last_error") or "").startswith(WAITING_PREFIX)
+
+
+def wake_waiting(db, platform_ids: list[int]) -> int:
+    """After an admin attached credentials: waiting jobs go out now, and web-service jobs that failed for want
+    of that setup (before jobs could wait) are queued again. Returns how many."""
+    if not platform_ids:
+        return 0
+    marks = ",".join("?" * len(platform_ids))
+    with write_transaction(db):
+        woken = db.execute(
+            f"UPDATE outbox SET next_attempt_at = ? WHERE platform_id IN ({marks}) AND state = 'pending'"
+            " AND last_error LIKE 'waiting for %'", [ts(), *platform_ids]).rowcount
+        revived = db.execute(
+            f"UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE platform_id IN ({marks})"
+            " AND state = 'failed' AND kind LIKE 'ws\\_%' ESCAPE '\\' AND (last_error LIKE '%web-service credentials%'"
+            " OR last_error LIKE '%(invalid_token)%' OR last_error LIKE '%(missing_capability)%'"
+            " OR last_error LIKE '%(function_not_in_service)%')", [ts(), *platform_ids]).rowcount
+    return woken + revived

@@ -54,6 +54,17 @@ def m001_sandbox(db):
     db.execute("INSERT INTO sb_ws_tokens (token, user_id) VALUES (?, 8)", [DEFAULT_WS_TOKEN])
 
 
+
+@migrations()
+def m002_activity_grade_items(db):
+    """The seeded graded activities have their own gradebook column, as Moodle makes one for an activity
+    with "Accept grades from the tool" ticked: no resourceId or tag, tied to the link (see
+    tests/fixtures/moodle/lti/ags-lineitem-get.json). Launches from these links carry its URL as `lineitem`."""
+    for link_id, label in (("1", "Course project: project plan"), ("2", "Course project: project report"),
+                           ("3", "Course project: final presentation")):
+        db.execute("INSERT INTO sb_lineitems (course_id, label, score_maximum, resource_id, tag, resource_link_id,"
+                   " created_at) VALUES ('2', ?, 100, '', '', ?, ?)", [label, link_id, ts()])
+
 def _rows(db, sql: str, params=()) -> list[dict]:
     return [dict(r) for r in db.query(sql, params)]
 
@@ -99,6 +110,23 @@ def list_lineitems(db, course_id: str, *, resource_id=None, tag=None, resource_l
             where.append(f"{column} = ?")
             params.append(value)
     return _rows(db, f"SELECT * FROM sb_lineitems WHERE {' AND '.join(where)} ORDER BY id", params)
+
+
+def link_lineitems(db, resource_link_id: str) -> list[dict]:
+    """The line items tied to one activity (mod_lti instance): Moodle's launch names the item when there is one."""
+    return _rows(db, "SELECT * FROM sb_lineitems WHERE resource_link_id = ? ORDER BY id", [str(resource_link_id)])
+
+
+def columns_for_link(db, resource_link_id: str) -> list[dict]:
+    """Every gradebook column a learner sees for one activity: its own and any the tool made with its name."""
+    own = link_lineitems(db, resource_link_id)
+    labels = [r["label"] for r in own]
+    if not labels:
+        return own
+    marks = ",".join("?" * len(labels))
+    return _rows(db, f"SELECT * FROM sb_lineitems WHERE resource_link_id = ? OR (label IN ({marks})"
+                     " AND (resource_link_id IS NULL OR resource_link_id != ?)) ORDER BY id",
+                 [str(resource_link_id), *labels, str(resource_link_id)])
 
 
 def update_lineitem(db, item_id, *, label, score_maximum, resource_id, tag) -> None:
@@ -307,6 +335,11 @@ def add_link(db, title: str, url: str, custom: dict) -> str:
         db.execute("INSERT INTO sb_links (id, title, url, custom, created_at) VALUES (?,?,?,?,?)",
                    [next_id, title, url, json.dumps(custom), ts()])
     return str(next_id)
+
+
+def get_link(db, link_id: str) -> dict | None:
+    rows = _rows(db, "SELECT * FROM sb_links WHERE id = ?", [str(link_id)])
+    return {**rows[0], "custom": json.loads(rows[0]["custom"])} if rows else None
 
 
 def links(db) -> list[dict]:

@@ -61,6 +61,72 @@ def m002_lineitem_claims(db):
     """)
 
 
+@migrations()
+def m003_link_lineitems(db):
+    """The activity's own gradebook column, as the platform named it in a launch (the AGS `lineitem`)."""
+    ddl(db, """
+    CREATE TABLE sync_link_lineitems (
+        platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+        context_id TEXT NOT NULL,
+        resource_link_id TEXT NOT NULL,
+        activity TEXT,
+        lineitem_url TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (platform_id, context_id, resource_link_id)
+    )
+    """)
+
+
+def link_lineitem(db, platform_id: int, context_id: str, resource_link_id: str | None) -> str | None:
+    if not resource_link_id:
+        return None
+    row = next(db.query("SELECT lineitem_url FROM sync_link_lineitems WHERE platform_id = ? AND context_id = ?"
+                        " AND resource_link_id = ?", [platform_id, str(context_id), str(resource_link_id)]), None)
+    return row["lineitem_url"] if row else None
+
+
+def own_lineitem(db, platform_id: int, context_id: str | None, resource_link_id: str | None,
+                 activity: str | None) -> str | None:
+    """The column a launch named for this resource link; without the link (jobs queued before links were
+    recorded), the one column named for this activity in the course, if there is exactly one."""
+    if context_id is None:
+        return None
+    if resource_link_id:
+        return link_lineitem(db, platform_id, context_id, resource_link_id)
+    rows = list(db.query("SELECT DISTINCT lineitem_url FROM sync_link_lineitems WHERE platform_id = ?"
+                         " AND context_id = ? AND activity = ? LIMIT 2", [platform_id, str(context_id), activity]))
+    return rows[0]["lineitem_url"] if len(rows) == 1 else None
+
+
+def remember_link_lineitem(db, platform_id: int, context_id: str, resource_link_id: str, activity: str | None,
+                           lineitem_url: str) -> bool:
+    """Store what a launch said; writes only when it changed (a page view stays read-only). True when written."""
+    if link_lineitem(db, platform_id, context_id, resource_link_id) == lineitem_url:
+        return False
+    with write_transaction(db):
+        db.execute("INSERT INTO sync_link_lineitems (platform_id, context_id, resource_link_id, activity,"
+                   " lineitem_url, updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT(platform_id, context_id,"
+                   " resource_link_id) DO UPDATE SET activity = COALESCE(excluded.activity, activity),"
+                   " lineitem_url = excluded.lineitem_url, updated_at = excluded.updated_at",
+                   [platform_id, str(context_id), str(resource_link_id), activity, lineitem_url, ts()])
+    return True
+
+
+def link_lineitems(db, platform_id: int, context_id: str | None = None) -> list[dict]:
+    sql, params = "SELECT * FROM sync_link_lineitems WHERE platform_id = ?", [platform_id]
+    if context_id is not None:
+        sql += " AND context_id = ?"
+        params.append(str(context_id))
+    return [dict(r) for r in db.query(sql + " ORDER BY context_id, resource_link_id", params)]
+
+
+def course_lineitems_urls(db, platform_id: int) -> list[dict]:
+    """Each course of a platform with its AGS line items container, as launches gave it."""
+    return [dict(r) for r in db.query(
+        "SELECT context_id, MAX(lineitems_url) AS lineitems_url FROM course_links WHERE platform_id = ?"
+        " AND lineitems_url IS NOT NULL GROUP BY context_id ORDER BY context_id", [platform_id])]
+
+
 # --- AGS line items ------------------------------------------------------------------------
 def get_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str) -> str | None:
     row = next(db.query("SELECT lineitem_url FROM sync_lineitems WHERE platform_id = ? AND lineitems_url = ?"
@@ -116,6 +182,8 @@ def forget_lineitem(db, platform_id: int, lineitem_url: str) -> None:
     """A cached line item the LMS no longer has (deleted column): find or create it again next time."""
     with write_transaction(db):
         db.execute("DELETE FROM sync_lineitems WHERE platform_id = ? AND lineitem_url = ?", [platform_id, lineitem_url])
+        db.execute("DELETE FROM sync_link_lineitems WHERE platform_id = ? AND lineitem_url = ?",
+                   [platform_id, lineitem_url])
 
 
 # --- course modules --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import secrets
 import time
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from . import AGS_CLAIM, CLAIM, DL_CLAIM, MESSAGE_TYPES, NRPS_CLAIM
 from ..activities import CATALOGUE
 from ..db import lti as q
+from ..db import registration as reg
 from ..db import ts, utcnow, write_transaction
 from ..errors import LaunchError
 from .identity import role_of  # noqa: F401  (re-exported: the course role lives with the identity rules)
@@ -75,7 +77,20 @@ def find_platform(db, payload: dict) -> dict:
             raise LaunchError("The id_token is addressed to a client id this tool does not know for that platform.",
                               code="wrong_audience")
         raise LaunchError(f"The platform {iss} is not registered with this tool.", code="unknown_issuer")
+    check_status(platform)
     return platform
+
+
+def check_status(platform: dict) -> None:
+    """Only an active registration logs anyone in: pending ones wait for `platforms approve`."""
+    status = platform.get("status") or "active"
+    if status == "pending":
+        raise LaunchError(f"This registration of the tool (client id {platform['client_id']}) is pending: the tool's "
+                          f"administrator must approve it with `lms-bridge platforms approve {platform['id']}`.",
+                          code="platform_pending", status=403)
+    if status != "active":
+        raise LaunchError(f"This registration of the tool (client id {platform['client_id']}) was removed. Register "
+                          "the tool again in the LMS.", code="platform_retired", status=403)
 
 
 def verify_signature(id_token: str, key, platform: dict, payload: dict) -> dict:
@@ -96,8 +111,10 @@ def verify_signature(id_token: str, key, platform: dict, payload: dict) -> dict:
         if payload.get(name) in (None, ""):
             raise LaunchError(f"The id_token lacks the required claim {name!r}.", code="missing_claim")
     times = {name: payload[name] for name in ("exp", "iat", "nbf") if name in payload}
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in times.values()):
-        raise LaunchError("The id_token's exp, iat or nbf is not a number.", code="malformed_token")
+    for name, value in times.items():
+        if not _is_time(value):
+            raise LaunchError(f"The id_token's {name} claim is not a usable time (seconds since 1970).",
+                              code="malformed_claim")
     now = time.time()
     if times["exp"] <= now - LEEWAY:
         raise LaunchError("The launch has expired: the id_token's exp has passed. Please launch again from the LMS.",
@@ -112,11 +129,65 @@ def verify_signature(id_token: str, key, platform: dict, payload: dict) -> dict:
     return payload
 
 
+MAX_TIME = 32503680000  # 3000-01-01: far beyond any token, far from datetime's limits
+_OBJECTS = {"context": CLAIM + "context", "resource_link": CLAIM + "resource_link", "custom": CLAIM + "custom",
+            "launch_presentation": CLAIM + "launch_presentation", "tool_platform": CLAIM + "tool_platform",
+            "lis": CLAIM + "lis", "for_user": CLAIM + "for_user", "ext": CLAIM + "ext",
+            "deep_linking_settings": DL_CLAIM + "deep_linking_settings", "endpoint (AGS)": AGS_CLAIM,
+            "namesroleservice (NRPS)": NRPS_CLAIM}
+_TEXTS = ("sub", "name", "given_name", "family_name", "email", CLAIM + "target_link_uri")
+_NESTED = {  # claim -> {member: allowed types}
+    "context": {"id": (str, int), "title": (str,), "label": (str,), "type": (list,)},
+    "resource_link": {"id": (str, int), "title": (str,), "description": (str,)},
+    "for_user": {"user_id": (str, int)},
+    "launch_presentation": {"locale": (str,), "return_url": (str,), "document_target": (str,)},
+    "deep_linking_settings": {"deep_link_return_url": (str,), "accept_multiple": (bool,), "data": (str,)},
+    "endpoint (AGS)": {"lineitems": (str,), "lineitem": (str,), "scope": (list,)},
+    "namesroleservice (NRPS)": {"context_memberships_url": (str,)},
+}
+
+
+def _is_time(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 <= value <= MAX_TIME)
+
+
+def _wrong(name: str, expected: str):
+    return LaunchError(f"The launch's {name} claim has the wrong type: it must be {expected}.", code="malformed_claim")
+
+
+def check_types(claims: dict) -> None:
+    """Every claim the tool reads has the shape the specification gives it; anything else is a 400 naming it."""
+    for name, key in _OBJECTS.items():
+        if key in claims and not isinstance(claims[key], dict):
+            raise _wrong(name, "a JSON object")
+    for key in _TEXTS:
+        if key in claims and not isinstance(claims[key], str):
+            raise _wrong(key.rsplit("/", 1)[-1], "text")
+    roles = claims.get(CLAIM + "roles")
+    if roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
+        raise _wrong("roles", "a list of texts")
+    for name, members in _NESTED.items():
+        value = claims.get(_OBJECTS[name])
+        if not isinstance(value, dict):
+            continue
+        for member, types in members.items():
+            if member in value and value[member] is not None and (
+                    not isinstance(value[member], types) or (bool not in types and isinstance(value[member], bool))):
+                raise _wrong(f"{name}.{member}", "text" if str in types else types[0].__name__)
+            if isinstance(value.get(member), str) and len(value[member]) > 4096:
+                raise _wrong(f"{name}.{member}", "at most 4096 characters")
+    scope = (claims.get(AGS_CLAIM) or {}).get("scope")
+    if scope is not None and not all(isinstance(x, str) for x in scope):
+        raise _wrong("endpoint (AGS).scope", "a list of texts")
+
+
 def check_claims(claims: dict, platform: dict) -> str:
     """Deployment, version, message type and per-type required claims. Returns the message type.
 
     `platform` comes from `find_platform`, which looked up these claims' deployment id.
     """
+    check_types(claims)
     deployment = claims.get(CLAIM + "deployment_id")
     if not isinstance(deployment, str) or not deployment:
         raise LaunchError("The id_token has no deployment_id claim.", code="missing_claim")
@@ -206,4 +277,11 @@ def validate_launch(db, *, id_token: str, state_row: dict, keys_for, ttl_seconds
         if not q.use_nonce(db, platform["issuer"], claims["nonce"], exp):
             raise LaunchError("This id_token was already used (replayed nonce).", code="replayed")
         q.save_launch(db, launch)
+        if _stale(platform.get("last_launch_at")):
+            reg.touch_last_launch(db, platform["id"])
     return launch
+
+
+def _stale(last: str | None) -> bool:
+    """`platforms list` shows the last launch to the minute or so: write it at most every 5 minutes."""
+    return last is None or last < ts(utcnow() - timedelta(minutes=5))

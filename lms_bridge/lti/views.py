@@ -4,18 +4,22 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
 from lti_config import keys
 from lti_config.dynamic import RegistrationFailed, register
-from lti_config.registrations import InvalidRegistration, origin
+from lti_config.outbound import Policy
+from lti_config.registrations import InvalidRegistration, is_loopback, origin
 
 from . import validate
 from ..db import get_db
 from ..db import lti as q
+from ..db import registration as reg
+from ..db import write_transaction
 from ..errors import LaunchError
+from ..i18n import gettext as _
 from .context import issue_token
 from .keyset import PlatformKeys
 
@@ -53,6 +57,7 @@ def login():
         code = "unknown_client" if _param("client_id") and q.issuer_known(db, iss) else "unknown_issuer"
         raise LaunchError(f"The platform {iss} is not registered with this tool (or not with this client id).",
                           code=code)
+    validate.check_status(platform)
     if deployment and not platform["deployment_known"]:
         raise LaunchError(f"Deployment {deployment!r} of this platform is not registered with this tool.",
                           code="unknown_deployment")
@@ -119,21 +124,67 @@ def launch():
     return resp
 
 
-@bp.get("/lti/register")
-def dynamic_registration():
+def outbound_policy() -> Policy:
+    """Registration may only call out where an admin would expect: see `lti_config.outbound`."""
+    cfg = current_app.config
+    trusted = {origin(u.strip()).lower() for u in str(cfg.get("TEST_PLATFORM") or "").split(",") if u.strip()}
+    if cfg.get("SANDBOX_ENABLED") or is_loopback(urlsplit(cfg["TOOL_URL"]).hostname):
+        trusted.add(origin(cfg["TOOL_URL"]).lower())  # the sandbox, or a trial install beside its LMS
+    return Policy(allow_private=bool(cfg["ALLOW_INSECURE_PLATFORMS"]), trusted_origins=frozenset(trusted),
+                  allow_loopback=is_loopback(urlsplit(cfg["TOOL_URL"]).hostname), deadline=float(cfg["HTTP_TIMEOUT"]))
+
+
+def _sandbox_registration(config_url: str) -> bool:
+    """The sandbox LMS (demo and tests only) may register freely."""
+    sandbox = origin(current_app.config["TOOL_URL"]) + "/sandbox/"
+    return bool(current_app.config.get("SANDBOX_ENABLED")) and config_url.startswith(sandbox)
+
+
+def _register(status: str):
     config_url, token = _param("openid_configuration"), _param("registration_token")
     if not config_url:
-        raise LaunchError("Dynamic registration needs the openid_configuration parameter: start it from the "
-                          "LMS (Moodle: Site administration > Plugins > External tool > Manage tools).",
+        raise LaunchError(_("Dynamic registration needs the openid_configuration parameter: start it from the "
+                            "LMS (Moodle: Site administration > Plugins > External tool > Manage tools)."),
                           code="missing_parameter")
     try:
         result = register(http(), get_db(), openid_configuration=config_url, registration_token=token,
                           tool_url=current_app.config["TOOL_URL"],
                           allow_insecure=current_app.config["ALLOW_INSECURE_PLATFORMS"],
-                          timeout=current_app.config["HTTP_TIMEOUT"])
+                          timeout=current_app.config["HTTP_TIMEOUT"], status=status, policy=outbound_policy())
     except (RegistrationFailed, InvalidRegistration) as e:
         log.warning("dynamic registration failed: %s", e)
-        return render_template("lti/registered.html", error=str(e)), 400
-    log.info("dynamic registration: platform %s deployment %s", result["issuer"], result["deployment_id"])
+        return None, (render_template("lti/registered.html", error=str(e)), 400)
+    return result, None
+
+
+@bp.get("/lti/register/<code>")
+def invited_registration(code):
+    """Through a one-time code from `lms-bridge platforms invite`: the platform is active at once."""
+    db = get_db()
+    if len(code) > 100 or not reg.invite_usable(db, code):
+        log.warning("dynamic registration refused: unknown, used or expired invitation")
+        return render_template("lti/registered.html", error=_(
+            "This registration link is unknown, was used already or has expired. Ask the tool's administrator "
+            "for a new one (lms-bridge platforms invite).")), 403
+    result, failure = _register("pending")
+    if failure:
+        return failure
+    with write_transaction(db):
+        if reg.use_invite(db, code, result["platform_id"]):
+            reg.set_status(db, result["platform_id"], "active")
+            result["status"] = "active"
+    log.info("dynamic registration by invitation: platform %s client %s deployment %s, %s", result["issuer"],
+             result["client_id"], result["deployment_id"], result["status"])
     return render_template("lti/registered.html", result=result)
 
+
+@bp.get("/lti/register")
+def dynamic_registration():
+    """Without an invitation the platform is stored as pending until `lms-bridge platforms approve ID`."""
+    config_url = _param("openid_configuration") or ""
+    result, failure = _register("active" if _sandbox_registration(config_url) else "pending")
+    if failure:
+        return failure
+    log.info("dynamic registration: platform %s client %s deployment %s, %s", result["issuer"], result["client_id"],
+             result["deployment_id"], result["status"])
+    return render_template("lti/registered.html", result=result)

@@ -13,7 +13,7 @@ from ..bounds import date_problem
 from ..db import outbox, parse_ts, ts, utcnow, write_transaction
 from ..db import projects as q
 from ..errors import BridgeError, NotFound
-from ..i18n import _
+from ..i18n import N_, _
 from . import deadlines as dl
 from . import rubric as rb
 from . import workflow
@@ -73,6 +73,14 @@ def _score_time(db, scope, resource_id: str, user_id: str) -> str:
     return stamp
 
 
+def _tell(db, scope, users: list[str], text: str) -> None:
+    """Each learner: a notice inside the tool always, a Moodle message when the site has web-service credentials."""
+    from ..booking.service import notify
+
+    for uid in users:
+        notify(db, scope, uid, text)
+
+
 def _completion_jobs(db, scope, stage: str, users: list[str]) -> None:
     link = q.course_links(db, scope)["links"].get(stage)
     if not link:
@@ -91,7 +99,8 @@ def _score_jobs(db, scope, stage: str, sub: dict, users: list[str]) -> int:
     for uid in users:
         if links["lineitems_url"]:
             outbox.enqueue(db, platform_id=scope[0], kind="ags_score", payload={
-                "deployment_id": scope[1], "lineitems_url": links["lineitems_url"], "resource_id": stage, "tag": SCORE_TAG, "label": label,
+                "deployment_id": scope[1], "lineitems_url": links["lineitems_url"], "resource_id": stage,
+                "tag": SCORE_TAG, "label": label, "context_id": scope[2], "resource_link_id": links["links"].get(stage),
                 "score_maximum": maximum or 100, "user_id": uid, "score_given": sub["grade"],
                 "comment": sub["feedback"] or "", "timestamp": _score_time(db, scope, stage, uid),
                 "grading_progress": "FullyGraded", "activity_progress": "Completed"},
@@ -119,6 +128,8 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
             if not comment:
                 raise BridgeError(_("Write a comment first."), code="empty_comment")
             q.add_feedback(db, sub["id"], sub["attempt"], actor, launch.user_name, "comment", comment)
+            _tell(db, scope, _learners(db, scope, project_id),
+                  f"Feedback is available on your {get_stage(stage).title}: {comment}")
         elif action in ("return_for_revision", "approve"):
             status = workflow.transition(sub["status"], action, workflow.FACILITATOR, stage=stage)
             q.set_review(db, sub["id"], actor, status=status)
@@ -126,6 +137,10 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                            "returned" if action != "approve" else "approved", comment)
             if action == "approve":
                 _completion_jobs(db, scope, stage, _learners(db, scope, project_id))
+            else:
+                _tell(db, scope, _learners(db, scope, project_id),
+                      f"Your {get_stage(stage).title} was returned for revision"
+                      + (f": {comment}" if comment else ". See the comments in the tool."))
         elif action == "grade":
             rubric = course_rubric(db, scope, stage)
             total, maximum = rb.score(rubric, selections or {})
@@ -151,6 +166,9 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                 users = _learners(db, scope, project_id)
                 detail["score_jobs"] = _score_jobs(db, scope, stage, sub, users)
                 _completion_jobs(db, scope, stage, users)
+                title = get_stage(stage).title
+                _tell(db, scope, users, f"Your grade for {title} is released: {sub['grade']:g}/{sub['grade_max'] or 100:g}."
+                      + (" Feedback is available in the tool." if sub["feedback"] else ""))
         else:
             raise BridgeError(_("Unknown review action %(action)s.", action=repr(action)), code="bad_action")
         after = q.submission(db, project_id, stage)
@@ -196,6 +214,41 @@ def set_deadline(db, launch, stage: str, due: str, cutoff: str, zone: str) -> dl
         q.audit(db, launch.scope, launch.user_id, "set_deadline", stage=stage, due=ts(deadline.due_utc),
                 cutoff=deadline.cutoff_utc and ts(deadline.cutoff_utc))
     return deadline
+
+
+# Live sessions of the course that facilitators date on the deadlines page; each becomes a course event
+# in the LMS calendar. Kept in the deadlines model under "session:<key>" (start as due, end as cut-off).
+SESSIONS = {
+    "discussion_1": N_("Online discussion session 1"),
+    "discussion_2": N_("Online discussion session 2"),
+    "discussion_3": N_("Online discussion session 3"),
+    "closing_workshop": N_("Closing workshop"),
+}
+SESSION_PREFIX = "session:"
+
+
+def set_session(db, launch, key: str, start: str, end: str, zone: str) -> tuple[datetime, datetime]:
+    """Date an online discussion session or the closing workshop, typed in the facilitator's zone; the
+    course calendar in the LMS gets (or updates) its event through the outbox."""
+    if key not in SESSIONS:
+        raise dl.InvalidDeadline("Choose a session.")
+    start_at, end_at = parse_local(start, zone), parse_local(end, zone)
+    if start_at is None or end_at is None:
+        raise dl.InvalidDeadline("Give the session's start and end.")
+    if not 2000 <= start_at.year <= 2100:
+        raise dl.InvalidDeadline("Give a date between the years 2000 and 2100.")
+    if not start_at < end_at <= start_at + timedelta(days=3):
+        raise dl.InvalidDeadline("A session ends after it starts, within three days.")
+    with write_transaction(db):
+        q.set_deadline(db, launch.scope, SESSION_PREFIX + key, ts(start_at), ts(end_at))
+        outbox.enqueue(db, platform_id=launch.scope[0], kind="ws_calendar", payload={
+            "course_id": launch.context_id, "deployment_id": launch.deployment_id, "key": f"session:{key}",
+            "name": SESSIONS[key],
+            "description": f"{SESSIONS[key]} of the course, online.", "timestart": int(start_at.timestamp()),
+            "timeduration": int((end_at - start_at).total_seconds())},
+            dedupe_key=f"calendar:{launch.platform_id}:{launch.context_id}:session:{key}")
+        q.audit(db, launch.scope, launch.user_id, "set_session", session=key, start=ts(start_at), end=ts(end_at))
+    return start_at, end_at
 
 
 def grant_extension(db, launch, stage: str, subject: str, until: str, zone: str) -> datetime:

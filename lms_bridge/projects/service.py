@@ -8,9 +8,11 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..db import parse_ts, ts, utcnow, write_transaction
 from ..db import projects as q
+from ..db import sync as sync_cache
 from ..errors import NotAuthorized, NotFound
 from ..i18n import _
 from ..lti import AGS_CLAIM, CLAIM, NRPS_CLAIM
@@ -35,11 +37,24 @@ class Upload:
     stream: object
 
 
+def lineitem_trusted(url, ags: dict) -> bool:
+    """The activity's own column (AGS `lineitem`): kept only when it sits beside the course's `lineitems`."""
+    lineitems = ags.get("lineitems") if isinstance(ags, dict) else None
+    if not isinstance(url, str) or not isinstance(lineitems, str):
+        return False
+    a, b = urlsplit(url), urlsplit(lineitems)
+    return a.scheme in ("http", "https") and (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
 def record_launch(db, launch) -> None:
     """Keep the roster, the AGS/NRPS URLs and the activity -> resource link map current."""
     ags = launch.claims.get(AGS_CLAIM) or {}
     nrps = launch.claims.get(NRPS_CLAIM) or {}
     activity = launch.activity if launch.message_type == "LtiResourceLinkRequest" else None
+    lineitem = ags.get("lineitem") if isinstance(ags, dict) else None
+    if launch.resource_link_id and lineitem_trusted(lineitem, ags):
+        sync_cache.remember_link_lineitem(db, launch.platform_id, launch.context_id, launch.resource_link_id,
+                                          launch.activity, lineitem)
     username = (launch.claims.get(EXT_CLAIM) or {}).get("user_username") or ""
     member, links = q.roster_member(db, launch.scope, launch.user_id), q.course_links(db, launch.scope)
     if (member and member["role"] == launch.role and member["name"] == (launch.user_name or member["name"])

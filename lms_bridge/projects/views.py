@@ -9,6 +9,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from .. import activities
 from ..bounds import clamp_page
+from ..db import booking as booking_q
 from ..db import get_db, ts, utcnow
 from ..db import lti as lq
 from ..db import dashboard as dq
@@ -101,7 +102,8 @@ def _workspace_page(problems: list[str] | None = None, chosen: list[str] | None 
     return render_template("projects/workspace.html", launch=launch, zone=zone, **data, roster=choices,
                            is_owner=not project or project["owner_id"] == launch.user_id,
                            saved=request.args.get("saved"), problems=problems or [],
-                           chosen=chosen), 400 if problems else 200
+                           chosen=chosen, notices=booking_q.notices(db, launch.scope, launch.user_id)
+                           ), 400 if problems else 200
 
 
 def _safe_next(target: str | None, launch) -> str:
@@ -478,6 +480,7 @@ def _deadlines_page(error: str | None = None, typed: dict | None = None, status:
     return render_template("projects/deadlines.html", launch=launch, stages=STAGES, shown=shown, zone=zone,
                            extensions=q.list_extensions(db, launch.scope), when=lambda v: display.when(v, zone),
                            learners=q.roster_learners(db, launch.scope), groups=q.list_projects(db, launch.scope),
+                           sessions={k: shown.get(rv.SESSION_PREFIX + k) for k in rv.SESSIONS}, session_titles=rv.SESSIONS,
                            error=error, typed=typed or {}, saved=request.args.get("saved")), status
 
 
@@ -490,7 +493,10 @@ def deadlines():
     if request.method == "POST":
         extension = bool(request.form.get("subject"))
         try:
-            if extension:
+            if request.form.get("session"):
+                rv.set_session(db, launch, request.form["session"], request.form.get("start", ""),
+                               request.form.get("end", ""), zone)
+            elif extension:
                 rv.grant_extension(db, launch, request.form.get("stage", ""), request.form["subject"],
                                    request.form.get("until", ""), zone)
             else:
@@ -498,9 +504,10 @@ def deadlines():
                                 request.form.get("cutoff", ""), zone)
         except (dl.InvalidDeadline, UnknownStage) as exc:
             typed = {k: v[:40] for k, v in request.form.items() if k != "lt"}  # shown again as typed
-            typed["form"] = "extension" if extension else "deadline"
+            typed["form"] = "session" if request.form.get("session") else "extension" if extension else "deadline"
             return _deadlines_page(str(exc), typed, 400)
-        return redirect(url_for(".deadlines", lt=launch.token, saved="extension" if extension else "deadline"), 303)
+        return redirect(url_for(".deadlines", lt=launch.token, saved="session" if request.form.get("session")
+                                else "extension" if extension else "deadline"), 303)
     return _deadlines_page()
 
 

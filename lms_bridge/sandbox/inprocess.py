@@ -28,6 +28,7 @@ class WSGIAdapter(BaseAdapter):
         out.reason = resp.status.split(" ", 1)[1] if " " in resp.status else ""
         out.headers = requests.structures.CaseInsensitiveDict(resp.headers)
         out._content = resp.get_data()
+        out._content_consumed = True  # no raw stream: iter_content serves the body read here
         out.url = request.url
         out.request = request
         out.encoding = resp.mimetype_params.get("charset")

@@ -7,6 +7,7 @@ import secrets
 import time
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -16,9 +17,12 @@ from flask import Blueprint, current_app, render_template, request
 from lti_config.keys import public_jwk
 from lti_config.registrations import add_platform
 
+from ..db import get_db
+from ..db import sandbox as sq
 from ..i18n import gettext as _
 from . import (CLIENT_ID, COURSE_ID, COURSE_LABEL, COURSE_TITLE, DEPLOYMENT_ID, LINKS, LTI_TYPE_ID, OTHER_COURSES, USERS,
                issuer)
+from .services import item_url
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="../templates")
 KID = "sandbox-key-1"
@@ -92,8 +96,12 @@ def _context(course: object) -> dict:
     return {"id": COURSE_ID, "label": COURSE_LABEL, "title": COURSE_TITLE, "type": ["CourseSection"]}
 
 
-def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: dict, now: int | None = None) -> dict:
-    """An id_token payload shaped like Moodle 4.5's (see tests/fixtures/moodle/lti/id_token-*.json)."""
+def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: dict, now: int | None = None,
+                  link: tuple[str, str] | None = None, lineitem: str | None = None) -> dict:
+    """An id_token payload shaped like Moodle 4.5's (see tests/fixtures/moodle/lti/id_token-*.json).
+
+    `link` is the launched activity (activity key, title) when it is not one of the seeded LINKS;
+    `lineitem` the URL of the activity's single gradebook column, which Moodle sends in the AGS claim."""
     user = USERS.get(str(user_id))
     if user is None:
         raise SandboxRefusal("login_hint is not a user of this site")
@@ -115,7 +123,7 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
         C + "tool_platform": {"product_family_code": "moodle", "version": "2024100706", "guid": "sandbox",
                               "name": "sandbox", "description": "Sandbox LMS (test double)"},
         C + "version": "1.3.0",
-        C + "custom": {"user_tz": user.timezone},
+        C + "custom": {"user_tz": str(hint.get("tz") or user.timezone)},  # "99": Moodle's site default zone
         "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
             "scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
                       "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
@@ -132,10 +140,12 @@ def launch_claims(*, iss: str, tool_url: str, user_id: str, nonce: str, hint: di
             "can_confirm": False, "deep_link_return_url": f"{iss}/deep-link-return", "title": "", "text": ""}
     else:
         rl = str(hint.get("rl", "1"))
-        activity, title = LINKS.get(rl, ("project_plan", "Activity"))
+        activity, title = link or LINKS.get(rl, ("project_plan", "Activity"))
         claims[C + "resource_link"] = {"title": title, "description": "", "id": rl}
         claims[C + "custom"]["activity"] = activity
         claims[C + "target_link_uri"] = f"{tool_url}/lti/launch?activity={activity}"
+        if lineitem:
+            claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]["lineitem"] = lineitem
         if mtype == "LtiSubmissionReviewRequest":
             claims[C + "for_user"] = {"user_id": str(hint.get("for_user", "5"))}
     return claims
@@ -148,6 +158,27 @@ def _data_dir() -> str:
 @bp.get("/mod/lti/certs.php")
 def certs():
     return current_app.response_class(json.dumps(jwks(_data_dir())), mimetype="application/json")
+
+
+def _deep_linked(rl: str) -> tuple[str, str] | None:
+    """(activity, title) of a link created by a deep-linking response, None when there is none."""
+    row = sq.get_link(get_db(), rl) if rl not in LINKS else None
+    if row is None:
+        return None
+    activity = (row["custom"] or {}).get("activity") or parse_qs(urlsplit(row["url"]).query).get("activity", [""])[0]
+    return activity, row["title"]
+
+
+def _link_and_lineitem(hint: dict) -> tuple[tuple[str, str] | None, str | None]:
+    """Like Moodle: a launch of an activity with exactly one line item names it (`lineitem`); with none or
+    several it names none."""
+    if hint.get("type", "LtiResourceLinkRequest") == "LtiDeepLinkingRequest":
+        return None, None
+    rl = str(hint.get("rl", "1"))
+    course = _context(hint.get("course"))["id"]
+    items = [i for i in sq.link_lineitems(get_db(), rl) if i["course_id"] == course]
+    lineitem = item_url(items[0]["course_id"], items[0]["id"]) if len(items) == 1 else None
+    return _deep_linked(rl), lineitem
 
 
 @bp.route("/mod/lti/auth.php", methods=["GET", "POST"])
@@ -174,9 +205,10 @@ def auth():
         problems.append("invalid_request: lti_message_hint")
     if problems:
         return render_template("sandbox/refused.html", problems=problems), 400
+    link, lineitem = _link_and_lineitem(hint)
     try:
         claims = launch_claims(iss=issuer(tool_url), tool_url=tool_url, user_id=p.get("login_hint"),
-                               nonce=p["nonce"], hint=hint)
+                               nonce=p["nonce"], hint=hint, link=link, lineitem=lineitem)
     except SandboxRefusal as e:
         return render_template("sandbox/refused.html", problems=[str(e)]), 400
     return render_template("lti/autopost.html", action=p["redirect_uri"], title=_("Opening the tool…"),
@@ -184,19 +216,22 @@ def auth():
 
 
 def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype: str = "LtiResourceLinkRequest",
-                      for_user: str | None = None, lang: str | None = None, course: str | None = None) -> dict:
+                      for_user: str | None = None, lang: str | None = None, course: str | None = None,
+                      activity: str | None = None, tz: str | None = None) -> dict:
     """What Moodle auto-POSTs to the tool's login URL (see login-initiation-*.json)."""
     hint = {"type": mtype, "launchid": secrets.token_hex(6)}
     target = tool_url + "/lti/launch"
     if rl:
         hint["rl"] = rl
-        target += "?activity=" + LINKS[rl][0]
+        target += "?activity=" + (activity or LINKS[rl][0])
     if for_user:
         hint["for_user"] = for_user
     if lang:  # Moodle sends the user's language as launch_presentation.locale
         hint["lang"] = lang
     if course:
         hint["course"] = course
+    if tz:  # a user on Moodle's default zone gets "99"
+        hint["tz"] = tz
     return {"iss": issuer(tool_url), "target_link_uri": target, "login_hint": user_id,
             "lti_message_hint": json.dumps(hint), "client_id": CLIENT_ID, "lti_deployment_id": DEPLOYMENT_ID}
 
@@ -204,11 +239,13 @@ def initiation_fields(tool_url: str, user_id: str, rl: str | None = None, mtype:
 @bp.get("/launch/<user_id>/<rl>")
 def start_launch(user_id, rl):
     tool_url = current_app.config["TOOL_URL"]
-    if user_id not in USERS or rl not in LINKS:
+    deep_linked = _deep_linked(rl)
+    if user_id not in USERS or (rl not in LINKS and deep_linked is None):
         return render_template("sandbox/refused.html", problems=["unknown user or activity"]), 404
     return render_template("lti/autopost.html", action=tool_url + "/lti/login", title=_("Opening the tool…"),
                            fields=initiation_fields(tool_url, user_id, rl, lang=request.args.get("lang"),
-                                                    course=request.args.get("course")))
+                                                    course=request.args.get("course"), tz=request.args.get("tz"),
+                                                    activity=deep_linked[0] if deep_linked else None))
 
 
 @bp.get("/deep-link/<user_id>")

@@ -30,6 +30,10 @@ FIX_HINTS = {
 }
 
 
+WAITS_FOR = {"invalid_token": "working web-service credentials", "missing_capability": "a capability",
+             "function_not_in_service": "a web-service function"}
+
+
 class Retry(Exception):
     """Worth trying again later (timeout, 5xx, throttling); `retry_after` from the LMS when it said."""
 
@@ -39,7 +43,13 @@ class Retry(Exception):
 
 
 class GiveUp(Exception):
-    """Retrying cannot help until an admin acts; the message says what to do."""
+    """Retrying cannot help; the message says what to do."""
+
+
+class Waiting(Exception):
+    """Not a failure: the job waits for something an admin sets up (web-service credentials, a function in the
+    service, a capability). It is checked again now and then, and at once when `platforms moodle-ws` attaches
+    credentials; it never runs out of tries. The message starts with "waiting for"."""
 
 
 @dataclass
@@ -63,8 +73,9 @@ class Delivery:
         if self._moodle is None:
             creds = q.get_moodle_ws(self.db, self.platform["id"])
             if not creds:
-                raise GiveUp(f"platform {self.platform['issuer']} has no Moodle web-service credentials; attach "
-                             "them with `lms-bridge platforms moodle-ws`.")
+                raise Waiting(f"waiting for web-service credentials: attach them to {self.platform['issuer']} with "
+                              "`lms-bridge platforms moodle-ws --issuer ... --url ... --token ...`; the job then "
+                              "goes out by itself.")
             wwwroot = creds["url"].removesuffix("/webservice/rest/server.php")  # either form may be stored
             self._moodle = MoodleClient(self.session, wwwroot, creds["token"], timeout=(5, self.timeout))
         return self._moodle
@@ -76,6 +87,8 @@ def explain(exc: Exception) -> Exception:
         if exc.transient:
             return Retry(str(exc), exc.retry_after)
         hint = FIX_HINTS.get(exc.kind, "see Moodle's message.")
+        if exc.kind in WAITS_FOR:
+            return Waiting(f"waiting for {WAITS_FOR[exc.kind]}: {exc} -> {hint}")
         return GiveUp(f"{exc} -> {hint}")
     if isinstance(exc, LtiServiceError):
         if exc.transient:
@@ -95,12 +108,26 @@ _LINEITEM_LOCK = threading.Lock()
 LINEITEM_CLAIM_STALE = timedelta(minutes=2)  # for a claim not tied to an outbox job's lease
 
 
-def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, job_id: int | None = None) -> str:
-    """Cached per (lineitems URL, resourceId, tag). Found or created by one worker at a time: a process lock
-    for this process's threads and a claim row for other processes. Neither is the database write lock,
-    which must not be held over HTTP: the LMS may be this very app (the sandbox), writing while we wait."""
+def score_context(job: dict) -> str | None:
+    """The course of a score job; jobs queued before payloads named it carry it in `score:{pid}:{ctx}:...`."""
+    if job["payload"].get("context_id"):
+        return str(job["payload"]["context_id"])
+    parts = (job.get("order_key") or "").split(":")
+    return parts[2] if len(parts) >= 5 and parts[0] == "score" else None
+
+
+def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, context: str | None = None,
+                  job_id: int | None = None) -> str:
+    """The activity's own column: the `lineitem` its launches named; else found (by resource link and
+    resourceId) or created once, cached per (lineitems URL, resourceId, link). Found or created by one worker
+    at a time: a process lock for this process's threads and a claim row for other processes. Neither is the
+    database write lock, which must not be held over HTTP: the LMS may be this very app (the sandbox)."""
     pid = d.platform["id"]
-    key = (pid, p["lineitems_url"], p["resource_id"], p["tag"])
+    link = p.get("resource_link_id")
+    own = cache.own_lineitem(d.db, pid, context, link, p["resource_id"])
+    if own:
+        return own
+    key = (pid, p["lineitems_url"], p["resource_id"], f"link:{link}" if link else "resource")
     url = cache.get_lineitem(d.db, *key)
     if url:
         return url
@@ -112,8 +139,8 @@ def _lineitem_url(d: Delivery, client: LtiServiceClient, p: dict, job_id: int | 
                                     worker_id=d.worker_id):
             raise Retry("another worker process is finding or creating this line item", retry_after=2)
         try:
-            item = client.find_or_create_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
-                                                   p["score_maximum"], p["resource_id"], p["tag"])
+            item = client.find_or_create_activity_line_item(p["lineitems_url"], p.get("label") or p["resource_id"],
+                                                            p["score_maximum"], p["resource_id"], link, p["tag"])
             url = item["id"]
             cache.set_lineitem(d.db, *key, url)
         finally:
@@ -140,7 +167,7 @@ def _send_timestamp(d: Delivery, job: dict) -> datetime:
 def ags_score(d: Delivery, job: dict) -> str | None:
     p = job["payload"]
     client = d.ags()
-    url = _lineitem_url(d, client, p, job["id"])
+    url = _lineitem_url(d, client, p, score_context(job), job["id"])
     stamp = _send_timestamp(d, job)
     if job.get("order_key"):
         d.on_delivered.append(lambda: cache.set_score_sent(d.db, job["order_key"], job["id"], stamp.isoformat()))

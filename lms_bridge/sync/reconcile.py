@@ -38,20 +38,41 @@ def _scaled(result: dict, maximum: float) -> float | None:
     return round(float(result["resultScore"]) * maximum / result_max, 5)
 
 
-def reconcile(db, session, signer, *, issuer: str, context_id: str) -> list[Difference]:
-    platform = q.find_platform(db, issuer)
+def activity_column(db, client, platform_id: int, job: dict, context_id: str) -> str | None:
+    """The same column the score job writes to (the one the activity's launches name), never a twin."""
+    p, link = job["payload"], job["payload"].get("resource_link_id")
+    url = (cache.own_lineitem(db, platform_id, p.get("context_id") or context_id, link, p["resource_id"])
+           or cache.get_lineitem(db, platform_id, p["lineitems_url"], p["resource_id"],
+                                 f"link:{link}" if link else "resource"))
+    if url is None:
+        if link:
+            items = [i for i in client.list_line_items(p["lineitems_url"], resource_link_id=str(link))
+                     if str(i.get("resourceLinkId") or "") == str(link)]
+            pick = items[0] if len(items) == 1 else next((i for i in items if i.get("resourceId") == p["resource_id"]),
+                                                         None)
+        else:
+            items = [i for i in client.list_line_items(p["lineitems_url"], resource_id=p["resource_id"])
+                     if i.get("resourceId") == p["resource_id"]]
+            pick = next((i for i in items if i.get("resourceLinkId")), items[0] if items else None)
+        url = pick["id"] if pick else None
+    return url
+
+
+def reconcile(db, session, signer, *, issuer: str, context_id: str, client_id: str | None = None) -> list[Difference]:
+    platform = q.find_platform(db, issuer, client_id)
     if platform is None:
-        raise ReconcileError(f"no single platform with issuer {issuer}")
+        clients = [p["client_id"] for p in q.list_platforms(db) if p["issuer"] == issuer]
+        if len(clients) > 1 and client_id is None:
+            raise ReconcileError(f"the issuer {issuer} has several client ids ({', '.join(clients)}): "
+                                 "choose one with --client-id")
+        raise ReconcileError(f"no platform with issuer {issuer}" + (f" and client id {client_id}" if client_id else ""))
     released = ob.latest_scores(db, platform["id"], f"score:{platform['id']}:{context_id}:")
     client = service_client(db, session, platform, signer)
     results_by_item: dict[str, dict[str, dict]] = {}
     differences = []
     for job in released:
         p = job["payload"]
-        url = cache.get_lineitem(db, platform["id"], p["lineitems_url"], p["resource_id"], p["tag"])
-        if url is None:
-            items = client.list_line_items(p["lineitems_url"], resource_id=p["resource_id"])
-            url = next((i["id"] for i in items if i.get("tag") == p["tag"]), None)
+        url = activity_column(db, client, platform["id"], job, context_id)
         results = {}
         if url is not None:
             if url not in results_by_item:

@@ -20,12 +20,12 @@ from datetime import timedelta
 from ..db import connect, utcnow, write_transaction
 from ..db import lti as q
 from ..db import outbox as ob
-from .handlers import HANDLERS, Delivery, GiveUp, Retry, explain
+from .handlers import HANDLERS, Delivery, GiveUp, Retry, Waiting, explain
 
 log = logging.getLogger("lms_bridge.sync")
 
 DEFAULTS = {"OUTBOX_CONCURRENCY": 8, "OUTBOX_MAX_ATTEMPTS": 10, "OUTBOX_LEASE_SECONDS": 120,
-            "OUTBOX_BACKOFF_SECONDS": 2.0, "OUTBOX_BACKOFF_MAX_SECONDS": 3600, "OUTBOX_POLL_SECONDS": 2.0}
+            "OUTBOX_BACKOFF_SECONDS": 2.0, "OUTBOX_BACKOFF_MAX_SECONDS": 3600, "OUTBOX_POLL_SECONDS": 2.0, "OUTBOX_WAIT_RECHECK_SECONDS": 600}
 
 
 def setting(app, name: str):
@@ -45,6 +45,7 @@ class Stats:
     already_applied: int = 0
     retried: int = 0
     failed: int = 0
+    waiting: int = 0
     lost_lease: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -66,6 +67,7 @@ class Deliverer:
         self.cap = float(setting(app, "OUTBOX_BACKOFF_MAX_SECONDS"))
         self.lease = float(setting(app, "OUTBOX_LEASE_SECONDS"))
         self.timeout = float(app.config.get("HTTP_TIMEOUT", 15))
+        self.wait_recheck = float(setting(app, "OUTBOX_WAIT_RECHECK_SECONDS"))
         self._dbs: dict[int, object] = {}
         self._platforms: dict[int, dict] = {}
         self.stats, self._stats_lock = Stats(), threading.Lock()
@@ -107,6 +109,10 @@ class Deliverer:
                 note = handler(delivery, job)
             except Exception as exc:
                 raise explain(exc) from None
+        except Waiting as exc:
+            owned = ob.mark_waiting(db, job["id"], self.worker_id, str(exc),
+                                    utcnow() + timedelta(seconds=self.wait_recheck))
+            return self._record(db, job, "waiting", owned, str(exc))
         except Retry as exc:
             return self._retry(db, job, str(exc), exc.retry_after)
         except GiveUp as exc:
@@ -139,6 +145,8 @@ class Deliverer:
                 self.stats.delivered += 1
             elif outcome == "retry":
                 self.stats.retried += 1
+            elif outcome == "waiting":
+                self.stats.waiting += 1
             else:
                 self.stats.failed += 1
                 self.stats.errors.append(f"job {job['id']}: {message}")
@@ -148,6 +156,8 @@ class Deliverer:
             log.warning("outbox job %s (%s) failed: %s", job["id"], job["kind"], message, extra={"kv": fields})
         elif outcome == "retry":
             log.info("outbox job %s (%s) will be retried: %s", job["id"], job["kind"], message, extra={"kv": fields})
+        elif outcome == "waiting":
+            log.info("outbox job %s (%s) is %s", job["id"], job["kind"], (message or "")[:300], extra={"kv": fields})
         else:
             log.info("outbox job %s (%s) delivered", job["id"], job["kind"], extra={"kv": fields})
         return outcome
