@@ -73,7 +73,7 @@ def _score_time(db, scope, resource_id: str, user_id: str) -> str:
     return stamp
 
 
-def _tell(db, scope, users: list[str], text: str) -> None:
+def _tell(db, scope, users: list[str], text) -> None:
     """Each learner: a notice inside the tool always, a Moodle message when the site has web-service credentials."""
     from ..booking.service import notify
 
@@ -129,7 +129,8 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                 raise BridgeError(_("Write a comment first."), code="empty_comment")
             q.add_feedback(db, sub["id"], sub["attempt"], actor, launch.user_name, "comment", comment)
             _tell(db, scope, _learners(db, scope, project_id),
-                  f"Feedback is available on your {get_stage(stage).title}: {comment}")
+                  lambda: _("Feedback is available on your %(stage)s: %(comment)s",
+                            stage=_(get_stage(stage).title), comment=comment))
         elif action in ("return_for_revision", "approve"):
             status = workflow.transition(sub["status"], action, workflow.FACILITATOR, stage=stage)
             q.set_review(db, sub["id"], actor, status=status)
@@ -139,8 +140,10 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                 _completion_jobs(db, scope, stage, _learners(db, scope, project_id))
             else:
                 _tell(db, scope, _learners(db, scope, project_id),
-                      f"Your {get_stage(stage).title} was returned for revision"
-                      + (f": {comment}" if comment else ". See the comments in the tool."))
+                      lambda: _("Your %(stage)s was returned for revision: %(comment)s", stage=_(get_stage(stage).title),
+                                comment=comment) if comment else
+                      _("Your %(stage)s was returned for revision. See the comments in the tool.",
+                        stage=_(get_stage(stage).title)))
         elif action == "grade":
             rubric = course_rubric(db, scope, stage)
             total, maximum = rb.score(rubric, selections or {})
@@ -167,8 +170,11 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                 detail["score_jobs"] = _score_jobs(db, scope, stage, sub, users)
                 _completion_jobs(db, scope, stage, users)
                 title = get_stage(stage).title
-                _tell(db, scope, users, f"Your grade for {title} is released: {sub['grade']:g}/{sub['grade_max'] or 100:g}."
-                      + (" Feedback is available in the tool." if sub["feedback"] else ""))
+                grade, out_of = f"{sub['grade']:g}", f"{sub['grade_max'] or 100:g}"
+                _tell(db, scope, users, lambda: _(
+                    "Your grade for %(stage)s is released: %(grade)s/%(max)s. Feedback is available in the tool.",
+                    stage=_(title), grade=grade, max=out_of) if sub["feedback"] else _(
+                    "Your grade for %(stage)s is released: %(grade)s/%(max)s.", stage=_(title), grade=grade, max=out_of))
         else:
             raise BridgeError(_("Unknown review action %(action)s.", action=repr(action)), code="bad_action")
         after = q.submission(db, project_id, stage)
