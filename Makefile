@@ -26,6 +26,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install-test: $(VENV)/.installed-test
 
 # Debian's chromium for the browser tests, installed when missing and we are root.
+# Debian's Noto fonts too: the tests check that Sinhala, Tamil, Bengali, Devanagari, Thaana and Hangul render.
 chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ]; then \
@@ -33,6 +34,14 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "chromium is missing and you are not root: install Debian's chromium package" >&2; exit 1; \
+	  fi; \
+	fi
+	@if ! fc-list 2>/dev/null | grep -q "Noto Sans Thaana" || ! fc-list | grep -q "Noto Sans CJK"; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's Noto fonts for the region's scripts"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-core fonts-noto-cjk >/dev/null; \
+	  else \
+	    echo "Noto fonts are missing and you are not root: install fonts-noto-core and fonts-noto-cjk" >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -7,6 +7,8 @@ launch (what the person chose before, else the LTI `launch_presentation.locale` 
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,7 +82,24 @@ def negotiate() -> str:
     return normalize(header, allow_pseudo=False) or DEFAULT_LOCALE
 
 
+_for_reader = threading.local()
+
+
+@contextmanager
+def using_locale(locale: str | None):
+    """Build text for someone else (a Moodle message to a learner) in their language, then switch back."""
+    previous = getattr(_for_reader, "locale", None)
+    _for_reader.locale = normalize(locale) or DEFAULT_LOCALE
+    try:
+        yield
+    finally:
+        _for_reader.locale = previous
+
+
 def current_locale() -> str:
+    forced = getattr(_for_reader, "locale", None)
+    if forced:
+        return forced
     if not has_request_context():
         return DEFAULT_LOCALE
     # Cached per launch: a page decided before its launch was loaded is decided again once it is.
@@ -204,10 +223,19 @@ def init_app(app) -> None:
     def _remember_choice(resp):
         # `?lang=` from the switcher sticks to the launch, so the next page keeps the language.
         launch = g.get("launch")
-        asked = normalize(request.args.get("lang")) if "lang" in request.args else None
-        if launch is not None and asked and asked != getattr(launch, "locale", None) and resp.status_code < 400:
+        if launch is None or resp.status_code >= 400:
+            return resp
+        asked = normalize(request.args.get("lang"), allow_pseudo=False) if "lang" in request.args else None
+        landing = request.endpoint == "main.landing"
+        if asked or landing:
             from .db import get_db
             from .db import i18n as q
 
-            q.set_launch_locale(get_db(), launch.id, asked)
+            db = get_db()
+            if asked and asked != getattr(launch, "locale", None):
+                q.set_launch_locale(db, launch.id, asked)
+            # the person's language for messages sent later, when no launch of theirs is alive
+            chosen = asked or launch_locale(launch)
+            if chosen:
+                q.remember_person_locale(db, launch.platform_id, launch.user_id, chosen)
         return resp

@@ -93,7 +93,8 @@ def frame_ancestors() -> str:
     from .db import get_db
 
     origins, ids = set(), set()
-    for row in get_db().execute("SELECT id, issuer, auth_login_url FROM platforms"):
+    # pending (unapproved) and retired registrations may not frame the tool
+    for row in get_db().execute("SELECT id, issuer, auth_login_url FROM platforms WHERE status = 'active'"):
         ids.add(row[0])
         for url in row[1:]:
             o = origin_of(url)

@@ -63,6 +63,7 @@ def test_expert_publishes_rows_participant_books_on_a_phone_and_cancels_with_a_r
     assert "Asia/Jakarta" in frame.locator("#tz-name").inner_text(timeout=15000)
     frame.locator("#experts a").first.click()
     frame.locator(f'#month a[data-day="{day}"]').click()  # the day in the month view, then its times
+    page.frame(name="tool").wait_for_url(f"**day={day}**")  # the chosen day's page, not the one before it
     times = frame.locator("#times")
     assert "08:00–09:00" in times.inner_text(timeout=15000) and "09:00–10:00" in times.inner_text()
     frame.locator("#times label.slot").first.click()

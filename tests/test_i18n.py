@@ -81,3 +81,20 @@ def test_babel_formats_indonesian_dates_and_numbers():
 
     assert format_skeleton("yMMMMd", datetime.date(2026, 12, 7), locale=i18n.babel_locale("id")) == "7 Desember 2026"
     assert i18n.number(1234.5, "id") == "1.234,5"
+
+
+def test_messages_to_a_learner_are_written_in_the_learners_language(app, client, lti):
+    """The facilitator works in English; the notice (and Moodle message) reaches the learner in hers."""
+    from lms_bridge.db import connect
+    from lms_bridge.db import projects as q
+    from tests.test_projects_flow import PLAN, SCOPE, post_stage, review
+
+    learner = lti.launch(user="5", lang="en_XA")
+    client.get("/app/landing", query_string={"lt": learner})
+    assert post_stage(client, learner, data=PLAN).status_code == 303
+    fac = lti.launch(user="3", lang="en")
+    pid = q.project_of(connect(app.config["DATABASE_URL"]), SCOPE, "5")["id"]
+    assert review(client, fac, pid, "return_for_revision", comment="Add indicators by gender.").status_code == 303
+    db = connect(app.config["DATABASE_URL"])
+    [text] = [r[0] for r in db.execute("SELECT text FROM booking_notices WHERE user_id = '5'")]
+    assert text.startswith("[") and "Add indicators by gender." in text and "returned for revision" not in text

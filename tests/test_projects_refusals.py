@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from html import unescape
 from pathlib import Path
 
 from urllib3 import encode_multipart_formdata
@@ -79,7 +80,8 @@ def test_submission_after_cut_off_is_refused_unless_extended(app, client, lti):
     files_before = stored_files(app)
     resp = post_report(client, token, PDF, "r.pdf")
     assert resp.status_code == 403 and "Submissions closed at 2020-01-02 12:00 Asia/Jakarta" not in resp.get_data(as_text=True)
-    assert "Submissions closed at 2020-01-02 18:00 Asia/Jakarta (the cut-off date)" in resp.get_data(as_text=True)
+    assert ("Submissions closed at Thu, Jan 2, 2020, 18:00 (Asia/Jakarta, UTC+07:00) (the cut-off date)"
+            in unescape(resp.get_data(as_text=True)))
     after = q.submission(db_of(app), before["project_id"], "project_report")
     assert after["status"] == "draft" and after["updated_at"] == before["updated_at"]
     assert stored_files(app) == files_before

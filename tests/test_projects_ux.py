@@ -294,3 +294,16 @@ def test_a_submitted_progress_update_is_read_only_and_the_next_update_starts_emp
     sub = status_of(app, stage="progress_update")
     assert (sub["status"], sub["attempt"]) == ("draft", 2)  # the next update is a new attempt
     assert "Second</textarea>" in stage_page(client, token, "progress_update")
+
+
+def test_deadline_refusals_name_times_in_the_facilitators_zone(app, client, lti):
+    fac = lti.launch(user="3")  # Europe/Stockholm
+    bad = client.post("/app/projects/deadlines", data={"lt": fac, "stage": "project_plan", "due": "2026-12-08T10:00",
+                                                       "cutoff": "2026-12-01T10:00"}).get_data(as_text=True)
+    assert ("The cut-off date (Dec 1, 2026, 10:00 Europe/Stockholm) is before the due date "
+            "(Dec 8, 2026, 10:00 Europe/Stockholm).") in bad
+    client.post("/app/projects/deadlines", data={"lt": fac, "stage": "project_plan", "due": "2026-12-08T10:00"})
+    early = client.post("/app/projects/deadlines", data={"lt": fac, "stage": "project_plan", "subject": "user:5",
+                                                         "until": "2026-12-07T10:00"}).get_data(as_text=True)
+    assert "The extension (Dec 7, 2026, 10:00 Europe/Stockholm) must be after the due date" in early
+    assert "UTC" not in early.split('id="form-error"')[1].split("</p>")[0]

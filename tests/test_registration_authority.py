@@ -319,3 +319,28 @@ def test_moodle_ws_credentials_serve_every_client_id_of_the_site(app, client, db
     ambiguous = cli("reconcile", "--issuer", iss, "--context", "2")
     assert ambiguous.exit_code != 0 and "--client-id" in ambiguous.output
     assert cli("reconcile", "--issuer", iss, "--client-id", "sandbox-client", "--context", "2").exit_code == 0
+
+
+def test_only_active_registrations_may_frame_the_tool(app, client, db, cli, public_dns, lti):
+    with responses.RequestsMock() as rsps:
+        mock_moodle(rsps)
+        assert 'data-status="pending"' in register(client).get_data(as_text=True)
+    token = lti.launch(user="5")
+
+    def ancestors():
+        from lms_bridge import security
+
+        security._origins_cache.clear()
+        csp = client.get("/app/projects/", query_string={"lt": token}).headers["Content-Security-Policy"]
+        return csp.split("frame-ancestors", 1)[1].split(";")[0].split()
+
+    assert MOODLE not in ancestors()  # pending: it may not frame the tool
+    assert cli("platforms", "approve", str(platform(db)["id"])).exit_code == 0
+    assert MOODLE in ancestors()
+
+
+def test_platforms_list_shows_the_last_launch(app, cli, lti):
+    assert "last launch never" in cli("platforms", "list").stdout
+    lti.launch(user="5")
+    line = next(x for x in cli("platforms", "list").stdout.splitlines() if "client sandbox-client" in x)
+    assert "last launch never" not in line and "\tlast launch 20" in line

@@ -71,8 +71,14 @@ def _existing(rows: list[dict]) -> list[ExistingBooking]:
     return [ExistingBooking(parse_ts(r["start_utc"]), parse_ts(r["end_utc"]), r["id"]) for r in rows]
 
 
-def notify(db, scope, user_id: str, text: str) -> None:
-    """In-tool notice always; a Moodle message too when the platform has web-service credentials."""
+def notify(db, scope, user_id: str, text) -> None:
+    """In-tool notice always; a Moodle message too when the platform has web-service credentials. `text` is a
+    function that builds the words: it runs in the recipient's language (the one of their last launch)."""
+    from ..db import i18n as lq
+    from ..i18n import using_locale
+
+    with using_locale(lq.person_locale(db, scope[0], user_id)):
+        text = text()
     q.add_notice(db, scope, user_id, text)
     if lti_q.get_moodle_ws(db, scope[0]):
         outbox.enqueue(db, platform_id=scope[0], kind="ws_message", payload={"user_id": user_id, "text": text})
@@ -132,10 +138,10 @@ def book(db, scope, slot_id: int, who: Person, now: datetime, *, topic: str, que
                 "question": question, "project": project})
         except q.BookingOverlap:
             raise Overlap(_("You already have a consultation overlapping this time.")) from None
-        notify(db, scope, who.user_id, _message(expert, slot["start_utc"], who.tz, _("booked")))
-        notify(db, scope, expert["user_id"], _message(expert, slot["start_utc"], expert["timezone"],
-                                                      _("booked by %(name)s (%(topic)s)", name=_someone(who.name),
-                                                        topic=topic)))
+        notify(db, scope, who.user_id, lambda: _message(expert, slot["start_utc"], who.tz, _("booked")))
+        notify(db, scope, expert["user_id"], lambda: _message(
+            expert, slot["start_utc"], expert["timezone"],
+            _("booked by %(name)s (%(topic)s)", name=_someone(who.name), topic=topic)))
     return booking_id
 
 
@@ -157,10 +163,14 @@ def cancel(db, scope, booking_id: int, who: Person, now: datetime, reason: str =
         q.cancel_booking(db, booking_id, reason)
         q.release_seat(db, row["slot_id"])
         expert = q.get_expert(db, scope, row["expert_id"])
-        notify(db, scope, who.user_id, _message(expert, row["start_utc"], who.tz, _("cancelled")))
-        what = (_("cancelled by %(name)s, who wrote: %(reason)s", name=_someone(who.name), reason=reason) if reason
-                else _("cancelled by %(name)s", name=_someone(who.name)))
-        notify(db, scope, expert["user_id"], _message(expert, row["start_utc"], expert["timezone"], what))
+        notify(db, scope, who.user_id, lambda: _message(expert, row["start_utc"], who.tz, _("cancelled")))
+
+        def to_expert():
+            what = (_("cancelled by %(name)s, who wrote: %(reason)s", name=_someone(who.name), reason=reason)
+                    if reason else _("cancelled by %(name)s", name=_someone(who.name)))
+            return _message(expert, row["start_utc"], expert["timezone"], what)
+
+        notify(db, scope, expert["user_id"], to_expert)
 
 
 def reschedule(db, scope, booking_id: int, new_slot_id: int, who: Person, now: datetime) -> None:
@@ -182,9 +192,9 @@ def reschedule(db, scope, booking_id: int, new_slot_id: int, who: Person, now: d
         except q.BookingOverlap:
             raise Overlap(_("You already have a consultation overlapping the new time.")) from None
         expert = q.get_expert(db, scope, row["expert_id"])
-        notify(db, scope, who.user_id, _message(expert, new["start_utc"], who.tz, _("moved to this time")))
-        notify(db, scope, expert["user_id"], _message(expert, new["start_utc"], expert["timezone"],
-                                                      _("moved here by %(name)s", name=_someone(who.name))))
+        notify(db, scope, who.user_id, lambda: _message(expert, new["start_utc"], who.tz, _("moved to this time")))
+        notify(db, scope, expert["user_id"], lambda: _message(
+            expert, new["start_utc"], expert["timezone"], _("moved here by %(name)s", name=_someone(who.name))))
 
 
 def invite(booking: dict, expert: dict, *, domain: str, now: datetime) -> bytes:
@@ -212,7 +222,7 @@ def send_due_reminders(db, now: datetime, hours: int = REMINDER_HOURS) -> int:
             scope = (row["platform_id"], row["deployment_id"], row["context_id"])
             expert = q.get_expert(db, scope, row["expert_id"])
             notify(db, scope, row["participant_id"],
-                   _message(expert, row["start_utc"], row["participant_tz"], _("reminder")))
+                   lambda: _message(expert, row["start_utc"], row["participant_tz"], _("reminder")))
             q.mark_reminded(db, row["id"])
             sent += 1
     return sent

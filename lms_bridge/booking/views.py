@@ -337,8 +337,8 @@ def outcome(booking_id: int):
                          follow_up=request.form.get("follow_up", ""), private_note=request.form.get("private_note", ""))
         if request.form.get("shared_notes") or request.form.get("follow_up"):
             service.notify(db, launch.scope, row["participant_id"],
-                           _("%(name)s shared notes and follow-up actions from your consultation.",
-                             name=launch.display_name))
+                           lambda: _("%(name)s shared notes and follow-up actions from your consultation.",
+                                     name=launch.display_name))
     return redirect(url_for("booking.booking_page", booking_id=booking_id, lt=launch.token, done="saved"), 303)
 
 

@@ -33,6 +33,8 @@ class Personal:
 PERSONAL: tuple[Personal, ...] = (
     Personal("launches", "launches", "platform_id IN ({pids}) AND user_id = :sub", "delete",
              "the LTI launch: name, e-mail, roles, language and zone the LMS sent", "8 hours (the launch token's life)"),
+    Personal("person_locales", "language", "platform_id IN ({pids}) AND user_id = :sub", "delete",
+             "the interface language, for messages sent after the launch expired", "until erased"),
     Personal("roster", "courses", "platform_id IN ({pids}) AND user_id = :sub", "delete",
              "course membership from launches and NRPS", "while the course is active"),
     Personal("dash_facets", "courses", "platform_id IN ({pids}) AND user_id = :sub", "delete",

@@ -11,6 +11,7 @@ from ..db import get_db, ts, write_transaction
 from ..errors import BridgeError, NotFound
 from ..i18n import babel_locale, gettext as _
 from ..lti.context import STAFF, current_launch, requires_launch
+from ..projects.display import field_rows
 from . import report, tracer
 from .views import _int, _platform, bp, when, zone_of
 
@@ -138,6 +139,7 @@ def participant(user_id):
     from ..projects.forms import FORMS
 
     return render_template("evaluation/participant.html", launch=launch, **record, forms=FORMS, zone=zone_of(launch),
+                           field_rows=field_rows,
                            when=when, label=tracer.label, choice_label=tracer.choice_label)
 
 

@@ -53,12 +53,13 @@ class Deadline:
 
 
 def format_time(value: datetime, zone: str = "UTC") -> str:
-    """A time in the viewer's IANA zone with the zone named, e.g. '2021-07-09 23:59 Asia/Jakarta'.
+    """A time in the viewer's IANA zone and language (Babel) with the zone named, e.g.
+    'Fri, Jul 9, 2021, 23:59 (Asia/Jakarta, UTC+07:00)'. A stored time at the edge of the calendar
+    (year 9999) is shown in UTC rather than overflowing."""
+    from ..booking.zones import format_in_zone
 
-    A stored time at the edge of the calendar (year 9999) is shown in UTC rather than overflowing.
-    """
     try:
-        return f"{value.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+        return format_in_zone(value, zone)
     except (OverflowError, ValueError):
         return f"{value:%Y-%m-%d %H:%M} UTC"
 

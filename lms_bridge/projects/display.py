@@ -30,7 +30,14 @@ ACTION_LABELS = {
     "release": lazy_gettext("Released the grade"), "set_group": lazy_gettext("Changed the group"),
     "set_deadline": lazy_gettext("Set a deadline"), "grant_extension": lazy_gettext("Granted an extension"),
     "edit_rubric": lazy_gettext("Edited a rubric"), "roster_sync": lazy_gettext("Synced the roster"),
+    "set_session": lazy_gettext("Dated a session"),
+    "library_consent": lazy_gettext("Chose how the project is shared in the library"),
 }
+
+
+def action_label(action: str) -> str:
+    """An audit action in words; one this module does not know reads as its words, not its key."""
+    return _(ACTION_LABELS[action]) if action in ACTION_LABELS else action.replace("_", " ").capitalize()
 
 FEEDBACK_LABELS = {"comment": lazy_gettext("Comment"), "returned": lazy_gettext("Returned for revision"),
                    "approved": lazy_gettext("Approved"), "graded": lazy_gettext("Graded")}

@@ -13,10 +13,11 @@ from ..bounds import date_problem
 from ..db import outbox, parse_ts, ts, utcnow, write_transaction
 from ..db import projects as q
 from ..errors import BridgeError, NotFound
-from ..i18n import N_
+from ..i18n import N_, _
 from . import deadlines as dl
 from . import rubric as rb
 from . import workflow
+from .display import when
 from .stages import get_stage
 
 SCORE_TAG = "lms_bridge_project"
@@ -49,10 +50,10 @@ def _submission(db, launch, project_id: int, stage: str) -> tuple[dict, dict]:
     get_stage(stage)
     project = q.get_project(db, launch.scope, project_id)
     if project is None:
-        raise NotFound("No such project in this course.")
+        raise NotFound(_("No such project in this course."))
     sub = q.submission(db, project_id, stage)
     if sub is None:
-        raise NotFound("Nothing has been saved for this stage yet.")
+        raise NotFound(_("Nothing has been saved for this stage yet."))
     return project, sub
 
 
@@ -72,7 +73,7 @@ def _score_time(db, scope, resource_id: str, user_id: str) -> str:
     return stamp
 
 
-def _tell(db, scope, users: list[str], text: str) -> None:
+def _tell(db, scope, users: list[str], text) -> None:
     """Each learner: a notice inside the tool always, a Moodle message when the site has web-service credentials."""
     from ..booking.service import notify
 
@@ -125,10 +126,11 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
         detail = {"from": sub["status"], "marking_from": sub["marking_state"]}
         if action == "comment":
             if not comment:
-                raise BridgeError("Write a comment first.", code="empty_comment")
+                raise BridgeError(_("Write a comment first."), code="empty_comment")
             q.add_feedback(db, sub["id"], sub["attempt"], actor, launch.user_name, "comment", comment)
             _tell(db, scope, _learners(db, scope, project_id),
-                  f"Feedback is available on your {get_stage(stage).title}: {comment}")
+                  lambda: _("Feedback is available on your %(stage)s: %(comment)s",
+                            stage=_(get_stage(stage).title), comment=comment))
         elif action in ("return_for_revision", "approve"):
             status = workflow.transition(sub["status"], action, workflow.FACILITATOR, stage=stage)
             q.set_review(db, sub["id"], actor, status=status)
@@ -138,8 +140,10 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                 _completion_jobs(db, scope, stage, _learners(db, scope, project_id))
             else:
                 _tell(db, scope, _learners(db, scope, project_id),
-                      f"Your {get_stage(stage).title} was returned for revision"
-                      + (f": {comment}" if comment else ". See the comments in the tool."))
+                      lambda: _("Your %(stage)s was returned for revision: %(comment)s", stage=_(get_stage(stage).title),
+                                comment=comment) if comment else
+                      _("Your %(stage)s was returned for revision. See the comments in the tool.",
+                        stage=_(get_stage(stage).title)))
         elif action == "grade":
             rubric = course_rubric(db, scope, stage)
             total, maximum = rb.score(rubric, selections or {})
@@ -157,7 +161,7 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
             detail.update(grade=grade, points=total)
         elif action in workflow.MARKING_ACTIONS:
             if sub["grade"] is None:
-                raise BridgeError("Grade this stage with the rubric first.", code="not_graded")
+                raise BridgeError(_("Grade this stage with the rubric first."), code="not_graded")
             marking = workflow.marking_transition(sub["marking_state"] or workflow.IN_MARKING, action)
             q.set_review(db, sub["id"], actor, marking_state=marking)
             if action == "release":
@@ -166,10 +170,13 @@ def act(db, launch, project_id: int, stage: str, action: str, *, comment: str = 
                 detail["score_jobs"] = _score_jobs(db, scope, stage, sub, users)
                 _completion_jobs(db, scope, stage, users)
                 title = get_stage(stage).title
-                _tell(db, scope, users, f"Your grade for {title} is released: {sub['grade']:g}/{sub['grade_max'] or 100:g}."
-                      + (" Feedback is available in the tool." if sub["feedback"] else ""))
+                grade, out_of = f"{sub['grade']:g}", f"{sub['grade_max'] or 100:g}"
+                _tell(db, scope, users, lambda: _(
+                    "Your grade for %(stage)s is released: %(grade)s/%(max)s. Feedback is available in the tool.",
+                    stage=_(title), grade=grade, max=out_of) if sub["feedback"] else _(
+                    "Your grade for %(stage)s is released: %(grade)s/%(max)s.", stage=_(title), grade=grade, max=out_of))
         else:
-            raise BridgeError(f"Unknown review action {action!r}.", code="bad_action")
+            raise BridgeError(_("Unknown review action %(action)s.", action=repr(action)), code="bad_action")
         after = q.submission(db, project_id, stage)
         detail.update(to=after["status"], marking_to=after["marking_state"])
         q.audit(db, scope, actor, action, project_id=project_id, stage=stage, **detail)
@@ -197,8 +204,12 @@ def set_deadline(db, launch, stage: str, due: str, cutoff: str, zone: str) -> dl
     get_stage(stage)
     due_at = parse_local(due, zone)
     if due_at is None:
-        raise dl.InvalidDeadline("Give a due date.")
-    deadline = dl.Deadline(due_at, parse_local(cutoff, zone))
+        raise dl.InvalidDeadline(_("Give a due date."))
+    cutoff_at = parse_local(cutoff, zone)
+    if cutoff_at is not None and cutoff_at < due_at:  # said in the facilitator's zone, as typed
+        raise dl.InvalidDeadline(_("The cut-off date (%(cutoff)s) is before the due date (%(due)s).",
+                                   cutoff=when(cutoff_at, zone), due=when(due_at, zone)))
+    deadline = dl.Deadline(due_at, cutoff_at)
     with write_transaction(db):
         q.set_deadline(db, launch.scope, stage, ts(deadline.due_utc),
                        ts(deadline.cutoff_utc) if deadline.cutoff_utc else None)
@@ -249,15 +260,18 @@ def set_session(db, launch, key: str, start: str, end: str, zone: str) -> tuple[
 def grant_extension(db, launch, stage: str, subject: str, until: str, zone: str) -> datetime:
     """subject is 'user:<id>' or 'project:<id>' (the whole group)."""
     get_stage(stage)
-    kind, _, ident = subject.partition(":")
+    kind, _sep, ident = subject.partition(":")
     if kind not in ("user", "project") or not ident:
-        raise dl.InvalidDeadline("Choose a learner or a group for the extension.")
+        raise dl.InvalidDeadline(_("Choose a learner or a group for the extension."))
     until_at = parse_local(until, zone)
     if until_at is None:
-        raise dl.InvalidDeadline("Give the date the extension runs to.")
+        raise dl.InvalidDeadline(_("Give the date the extension runs to."))
     row = q.deadlines(db, launch.scope).get(stage)
     if not row:
-        raise dl.InvalidDeadline("Set the stage's deadline before granting extensions.")
+        raise dl.InvalidDeadline(_("Set the stage's deadline before granting extensions."))
+    if until_at < parse_ts(row["due_at"]):
+        raise dl.InvalidDeadline(_("The extension (%(until)s) must be after the due date (%(due)s).",
+                                   until=when(until_at, zone), due=when(row["due_at"], zone)))
     dl.effective_deadline(dl.Deadline(parse_ts(row["due_at"]), parse_ts(row["cutoff_at"])), until_at)
     with write_transaction(db):
         q.set_extension(db, launch.scope, stage, subject, ts(until_at), launch.user_id)

@@ -14,6 +14,7 @@ from ..db import parse_ts, ts, utcnow, write_transaction
 from ..db import projects as q
 from ..db import sync as sync_cache
 from ..errors import NotAuthorized, NotFound
+from ..i18n import _
 from ..lti import AGS_CLAIM, CLAIM, NRPS_CLAIM
 from . import deadlines as dl
 from . import display, forms, groups, uploads, workflow
@@ -113,7 +114,7 @@ def learner_project(db, launch, create: bool = False) -> dict | None:
     project = q.project_of(db, launch.scope, launch.user_id)
     if project is None and create:
         if launch.is_staff:
-            raise NotAuthorized("Course staff do not own projects; open the facilitator dashboard instead.")
+            raise NotAuthorized(_("Course staff do not own projects; open the facilitator dashboard instead."))
         q.create_project(db, launch.scope, launch.user_id)
         project = q.project_of(db, launch.scope, launch.user_id)
     return project
@@ -207,7 +208,7 @@ def set_group(db, launch, coauthor_ids: list[str]) -> tuple:
     with write_transaction(db):
         project = learner_project(db, launch, create=True)
         if project["owner_id"] != launch.user_id:
-            raise NotAuthorized("Only the project's owner can change its group.")
+            raise NotAuthorized(_("Only the project's owner can change its group."))
         plan = q.submission(db, project["id"], "project_plan")
         roster = q.roster_roles(db, launch.scope)
         names = {r["user_id"]: r["name"] for r in q.roster_learners(db, launch.scope)}
@@ -222,14 +223,14 @@ def readable_attachment(db, launch, attachment_id: int, data_dir: str) -> tuple[
     """The file when this launch may see it: staff of the course or a member of the project."""
     att = q.attachment(db, attachment_id)
     if att is None or (att["platform_id"], att["deployment_id"], att["context_id"]) != launch.scope:
-        raise NotFound("No such file in this course.")
+        raise NotFound(_("No such file in this course."))
     if not launch.is_staff:
         project = q.project_of(db, launch.scope, launch.user_id)
         if project is None or project["id"] != att["project_id"]:
-            raise NotAuthorized("This file belongs to another learner's project.")
+            raise NotAuthorized(_("This file belongs to another learner's project."))
     path = upload_path(data_dir, att["storage_name"])
     if not path.is_file() or os.path.islink(path):
-        raise NotFound("The file is no longer stored.")
+        raise NotFound(_("The file is no longer stored."))
     return att, path
 
 

@@ -553,6 +553,8 @@ def _audit_detail(a: dict, zone: str, names: dict) -> str:
         parts.append(_("late"))
     if d.get("due"):
         parts.append(_("due %(when)s", when=display.when(d["due"], zone)))
+    if d.get("start"):
+        parts.append(_("from %(when)s", when=display.when(d["start"], zone)))
     if d.get("until"):
         parts.append(_("until %(when)s", when=display.when(d["until"], zone)))
     subject = d.get("subject") or ""
@@ -576,7 +578,7 @@ def audit():
     before = request.args.get("before", type=int)
     rows = q.audit_trail(db, launch.scope, limit=AUDIT_PAGE + 1, before=before)
     older = rows[AUDIT_PAGE - 1]["id"] if len(rows) > AUDIT_PAGE else None
-    trail = [dict(a, when=display.when(a["created_at"], zone), what=_(display.ACTION_LABELS.get(a["action"], a["action"])),
+    trail = [dict(a, when=display.when(a["created_at"], zone), what=display.action_label(a["action"]),
                   who=a["actor_name"] or names.get(a["actor_id"]) or a["actor_id"],
                   stage_title=STAGES[a["stage"]].title if a["stage"] in STAGES else (a["stage"] or ""),
                   summary=_audit_detail(a, zone, names)) for a in rows[:AUDIT_PAGE]]

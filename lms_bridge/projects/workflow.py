@@ -6,7 +6,7 @@ reach learners only once the marking workflow says "released".
 
 from dataclasses import dataclass
 
-from ..i18n import N_
+from ..i18n import N_, gettext
 from .stages import get_stage
 
 NOT_STARTED = "not_started"
@@ -48,6 +48,16 @@ _VERBS = {
 }
 
 
+# What a person reads when the workflow refuses an action (one sentence each, so translators see it whole).
+_REFUSED = {
+    "save_draft": N_("Cannot save a draft of a stage that is %(status)s."),
+    "submit": N_("Cannot submit a stage that is %(status)s."),
+    "return_for_revision": N_("Cannot return for revision a stage that is %(status)s."),
+    "approve": N_("Cannot approve a stage that is %(status)s."),
+    "grade": N_("Cannot grade a stage that is %(status)s."),
+}
+
+
 class InvalidTransition(ValueError):
     """An action that the current status or the actor's role does not allow."""
 
@@ -72,13 +82,10 @@ def transition(current_status: str, action: str, actor_role: str, *, stage: str 
             f"A {actor_role} cannot {verb} a stage; only a {role} can."
         )
     if current_status not in sources:
-        raise InvalidTransition(
-            f"Cannot {verb} a stage that is {STATUS_LABELS[current_status].lower()}."
-        )
+        raise InvalidTransition(gettext(_REFUSED[action], status=gettext(STATUS_LABELS[current_status]).lower()))
     if action == "grade" and stage is not None and not get_stage(stage).graded:
-        raise InvalidTransition(
-            f"{get_stage(stage).title} is not graded; approve or return it instead."
-        )
+        raise InvalidTransition(gettext("%(stage)s is not graded; approve or return it instead.",
+                                        stage=gettext(get_stage(stage).title)))
     return target
 
 
@@ -125,6 +132,13 @@ class InvalidMarkingTransition(InvalidTransition):
     """A marking-workflow step out of order (e.g. releasing a grade still in marking)."""
 
 
+_MARKING_REFUSED = {
+    "mark_ready": N_("Cannot mark ready a grade that is %(state)s; it must be %(needed)s."),
+    "back_to_marking": N_("Cannot send back to marking a grade that is %(state)s; it must be %(needed)s."),
+    "release": N_("Cannot release a grade that is %(state)s; it must be %(needed)s."),
+}
+
+
 def marking_transition(state: str, action: str) -> str:
     """The marking state after `action`: in_marking -> ready_for_release -> released."""
     if state not in MARKING_LABELS:
@@ -135,10 +149,9 @@ def marking_transition(state: str, action: str) -> str:
         )
     source, target = MARKING_ACTIONS[action]
     if state != source:
-        raise InvalidMarkingTransition(
-            f"Cannot {action.replace('_', ' ')} a grade that is {MARKING_LABELS[state].lower()}; "
-            f"it must be {MARKING_LABELS[source].lower()}."
-        )
+        raise InvalidMarkingTransition(gettext(
+            _MARKING_REFUSED[action], state=gettext(MARKING_LABELS[state]).lower(),
+            needed=gettext(MARKING_LABELS[source]).lower()))
     return target
 
 

@@ -109,6 +109,20 @@
       }
     }
 
+    // The booking pages' zone form (form.zone): the browser's zone, sent once per session when the LMS did not say.
+    var zoneForm = document.querySelector("form.zone[data-tz-known='no']");
+    var zoneSent = function () { try { return sessionStorage.getItem("lmsb-tz-sent"); } catch (e) { return null; } };
+    if (zoneForm && !zoneSent() && window.Intl && window.fetch) {
+      var browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      if (browserZone) {
+        var zoneData = new FormData(zoneForm);
+        zoneData.set("tz", browserZone);
+        try { sessionStorage.setItem("lmsb-tz-sent", "1"); } catch (e) { /* storage blocked in the frame */ }
+        fetch(zoneForm.action, {method: "POST", body: zoneData, headers: {"Accept": "application/json"}})
+          .then(function (r) { if (r.ok) location.reload(); });
+      }
+    }
+
     // Keep typed text in the browser (nothing lost when a launch expires), tied to the saved version:
     // a copy typed over an older version, or one already saved, is discarded.
     var keep = document.querySelector("[data-keep]");
