@@ -46,7 +46,8 @@ def login(browser, state: dict, username: str, tz: str = "Asia/Jakarta"):
     context.set_default_timeout(T)
     page = context.new_page()
     state["_last_page"] = page
-    for attempt in (1, 2):  # a login page left open too long on a loaded machine can need a second try
+    for _attempt in range(3):  # Moodle sometimes answers "Your session has timed out" to a fresh login: try again
+        context.clear_cookies()
         page.goto(f"{WWWROOT}/login/index.php")
         page.fill("#username", username)
         page.fill("#password", ADMIN_PASSWORD if username == "admin" else PASSWORD)
@@ -320,7 +321,7 @@ def grade_of(moodle, item_id, user: int):
 
 def messages_to(moodle, user: int) -> list[str]:
     ws = moodle.info["users"]["lmsbridge"]
-    rows = moodle.sql("SELECT m.fullmessage FROM mdl_messages m JOIN mdl_message_conversation_members c "
+    rows = moodle.sql("SELECT replace(m.fullmessage, chr(10), ' ') FROM mdl_messages m JOIN mdl_message_conversation_members c "
                       "ON c.conversationid = m.conversationid AND c.userid = %s WHERE m.useridfrom = %s ORDER BY m.id",
                       user, ws)
     return [r[0] for r in rows]
