@@ -83,7 +83,14 @@ def register_in_moodle(admin, tool) -> None:
     frame.locator("#registered").or_(again).first.wait_for()
     if again.count():
         # Moodle 4.5 asks when a tool of that domain exists already: the admin registers a new one.
-        again.first.click()
+        for _ in range(3):  # the button can be pressed before Moodle's page is ready for it
+            if again.count() and again.first.is_visible():
+                again.first.click()
+            try:
+                frame.locator("#registered").wait_for(timeout=15_000)
+                break
+            except Exception:  # noqa: BLE001 - pressed again below, then the last wait reports
+                pass
         frame.locator("#registered").wait_for()
     frame.locator("#close").click()
     admin.locator("#tool-url").wait_for()
