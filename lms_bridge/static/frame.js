@@ -10,6 +10,14 @@
     last = h;
     window.parent.postMessage({subject: "lti.frameResize", height: h}, "*");
   }
+  // Show the page again with its launch token: the address bar no longer has it, and where the browser keeps
+  // no cookie for the tool inside the LMS frame (third-party cookies blocked, or plain http) a bare reload
+  // would lose the launch.
+  function reloadWith(token) {
+    var u = new URL(location.href);
+    if (token) u.searchParams.set("lt", token);
+    location.replace(u.toString());
+  }
   function ready(fn) { if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn); }
   ready(function () {
     resize();
@@ -105,7 +113,8 @@
       if (zone && zone !== tz.getAttribute("data-tz-current")) {
         var body = new FormData();
         body.set("lt", tz.getAttribute("data-lt")); body.set("tz", zone); body.set("next", location.pathname);
-        fetch(tz.getAttribute("data-tz-detect"), {method: "POST", body: body}).then(function (r) { if (r.ok) location.reload(); });
+        fetch(tz.getAttribute("data-tz-detect"), {method: "POST", body: body})
+          .then(function (r) { if (r.ok) reloadWith(tz.getAttribute("data-lt")); });
       }
     }
 
@@ -119,7 +128,7 @@
         zoneData.set("tz", browserZone);
         try { sessionStorage.setItem("lmsb-tz-sent", "1"); } catch (e) { /* storage blocked in the frame */ }
         fetch(zoneForm.action, {method: "POST", body: zoneData, headers: {"Accept": "application/json"}})
-          .then(function (r) { if (r.ok) location.reload(); });
+          .then(function (r) { if (r.ok) reloadWith(zoneData.get("lt")); });
       }
     }
 
