@@ -178,7 +178,7 @@ def requires_launch(*roles: str):
                                           "consultation pages for experts (your profile, availability and "
                                           "consultations), not grading, exports, rubrics or learners' projects."),
                                         code="expert_only")
-                raise NotAuthorized("This page is for " + " or ".join(roles) + "s of the course.")
+                raise NotAuthorized(_("This page is not open to your role in this course."))
             return view(*args, **kwargs)
         return inner
     return wrap
