@@ -152,8 +152,18 @@ def open_chooser_and_pick_tool(page, course: int, section: int) -> None:
     if not page.locator("input[name=setmode]").is_checked():
         with page.expect_navigation():
             page.locator("input[name=setmode]").click()
-    page.locator(f"#section-{section} button[data-action=open-chooser]").first.click()
     option = page.locator("[data-region=chooser-option-container]", has_text="lms_bridge").first
+    # Moodle wires the button up in JavaScript after load; on a busy machine a first click can come too early.
+    for attempt in range(3):
+        page.wait_for_load_state("networkidle")
+        page.locator(f"#section-{section} button[data-action=open-chooser]").first.click()
+        try:
+            option.wait_for(state="visible", timeout=15000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     option.locator("a[data-action=add-chooser-option]").click()
     page.wait_for_url("**/course/modedit.php**")
 
