@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import textwrap
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.launch import server_cpu  # noqa: E402
 from lms_bridge import create_app  # noqa: E402
 from lms_bridge.cli import prepare  # noqa: E402
 from lms_bridge.db import connect, ts, utcnow, write_transaction  # noqa: E402
@@ -112,20 +112,6 @@ def measure(get, url: str, runs: int, cpu) -> tuple[float, float, float, int]:
     return statistics.median(times), max(times), (cpu() - cpu0) * 1000 / runs, size
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds of a server: its master process and its workers."""
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                   text=True).stdout.split()]
-    total = 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def late_cursor(db, n_from_end: int) -> str:
     """The user a "Next" link carries to reach a page near the end (as if paged there)."""
     return db.execute("SELECT user_id FROM roster WHERE role = 'learner' AND active = 1 ORDER BY name DESC,"
@@ -185,7 +171,7 @@ def run_size(n: int, runs: int, http: bool) -> float:
                 resp = session.get(base + url, timeout=60)
                 return resp.status_code, resp.content
 
-            targets.append(("over HTTP", remote, lambda: process_cpu(server.pid)))
+            targets.append(("over HTTP", remote, lambda: server_cpu(server.pid)))
         worst = 0.0
         try:
             for where, get, cpu in targets:

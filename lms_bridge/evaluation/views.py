@@ -2,7 +2,7 @@
 (facilitators) and the participant's profile. Tracer-study pages are in `tracer_views`."""
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
@@ -14,7 +14,8 @@ from ..db import get_db, parse_ts, write_transaction
 from ..db import lti as lq
 from ..errors import BridgeError
 from ..i18n import babel_locale, current_locale, gettext as _
-from ..lti.context import STAFF, Launch, current_launch, requires_launch
+from ..lti.context import STAFF, current_launch, requires_launch
+from ..projects.views import zone_of
 from . import grades, report, tracer
 from .gain import ORG_TYPES
 
@@ -33,14 +34,6 @@ def _record_launch():
         return None  # the view's decorator refuses it with the right message
     record_launch(get_db(), launch)
     return None
-
-
-def zone_of(launch: Launch) -> str:
-    try:
-        ZoneInfo(launch.timezone or "UTC")
-        return launch.timezone or "UTC"
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
 
 
 def when(value: str | None, zone: str) -> str:
