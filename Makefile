@@ -6,7 +6,7 @@ PORT ?= 5000
 # The Moodle source `make test-moodle` installs (any Moodle 4.5 download will do).
 MOODLE_TARBALL ?= ../shared/moodle/moodle-4.5.6.tar.xz
 
-.PHONY: demo test test-moodle install install-test chromium systemd-analyze clean i18n-extract i18n-update i18n-compile
+.PHONY: demo test test-postgres test-moodle install install-test chromium postgres systemd-analyze clean i18n-extract i18n-update i18n-compile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ chromium:
 	  fi; \
 	fi
 
+# Debian's PostgreSQL server for `make test-postgres`, installed when missing and we are root.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's postgresql for the PostgreSQL run of the suite"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    echo "PostgreSQL is missing and you are not root: install Debian's postgresql package" >&2; exit 1; \
+	  fi; \
+	fi
+
 # systemd-analyze verifies the service files of `lms-bridge install-service` (Debian's systemd package).
 systemd-analyze:
 	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
@@ -61,6 +72,11 @@ demo: install
 
 test: install-test chromium systemd-analyze
 	$(BIN)/python -m pytest -q
+
+# The whole suite again with every app on PostgreSQL: a throwaway cluster on 127.0.0.1 (tests/pg_cluster.py),
+# started for the run and stopped after it, plus the tests only PostgreSQL can show (several servers, one store).
+test-postgres: install-test chromium systemd-analyze postgres
+	$(BIN)/python tests/pg_cluster.py -- $(BIN)/python -m pytest -q
 
 # A real Moodle 4.5 on 127.0.0.1 (Debian's apache2, PHP 8.2, PostgreSQL 15; installed when missing and root),
 # the tool installed in it as the README says, the flows driven in headless Chromium, checked in Moodle.

@@ -25,7 +25,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", "LMS_BRIDGE_DATA", "./instance",
             "Data directory: SQLite database, signing keys, uploaded files, secret key."),
     Setting("DATABASE_URL", "LMS_BRIDGE_DATABASE_URL", None,
-            "Where the store lives (`sqlite:///path` or a file path); default `DATA_DIR/lms_bridge.sqlite3`."),
+            "Where the store lives: `sqlite:///path` (or a file path) or `postgresql://USER:PASS@HOST:PORT/DB`; "
+            "default `DATA_DIR/lms_bridge.sqlite3`."),
     Setting("SECRET_KEY", "LMS_BRIDGE_SECRET_KEY", None,
             "Session and launch-token signing secret; generated once into `DATA_DIR/secret_key`."),
     Setting("SANDBOX_ENABLED", None, False,
@@ -115,12 +116,19 @@ def load(overrides: dict | None = None, environ=os.environ) -> dict:
     return values
 
 
+def is_postgres(url: str) -> bool:
+    return str(url).split("://", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
 def database_path(url: str) -> str:
-    """Accept `sqlite:///path` or a bare path; anything else is a configuration error."""
+    """The SQLite file of `sqlite:///path` or a bare path; anything but SQLite or PostgreSQL is a configuration error."""
     if url.startswith("sqlite:///"):
         return url[len("sqlite:///"):]
+    if is_postgres(url):
+        raise ConfigError("the store is PostgreSQL, not a SQLite file")
     if "://" in url:
-        raise ConfigError(f"LMS_BRIDGE_DATABASE_URL must be a SQLite URL (sqlite:///path), not {url.split('://')[0]}://")
+        raise ConfigError("LMS_BRIDGE_DATABASE_URL must be sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB, "
+                          f"not {url.split('://')[0]}://")
     return url
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: a fresh app per test with the sandbox LMS, and helpers that launch like an LMS."""
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import socket
 import threading
@@ -33,10 +35,72 @@ def pseudo_locale():
     i18n.translations.cache_clear()
 
 
+# The whole suite runs on SQLite, and again on PostgreSQL when LMS_BRIDGE_TEST_POSTGRES names a server
+# (`make test-postgres` starts a throwaway cluster: tests/pg_cluster.py). Each app gets a database of its own,
+# copied from a template migrated once per session, and dropped when its test ends.
+TEST_POSTGRES = os.environ.get("LMS_BRIDGE_TEST_POSTGRES", "")
+_pg_names = itertools.count(1)
+_pg_created: list[str] = []
+_pg_template: list[str] = []
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(lms_pg_dsn(TEST_POSTGRES), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def lms_pg_dsn(url: str) -> str:
+    from lms_bridge.db.pg import dsn
+
+    return dsn(url)
+
+
+def pg_database_url(name: str) -> str:
+    return TEST_POSTGRES.rsplit("/", 1)[0] + "/" + name
+
+
+def fresh_database_url() -> str | None:
+    """A new, migrated PostgreSQL database for one app (None on the SQLite run)."""
+    if not TEST_POSTGRES:
+        return None
+    if not _pg_template:
+        from lms_bridge.db import migrate
+
+        template = f"lb_template_{os.getpid()}"
+        _pg_admin(f"DROP DATABASE IF EXISTS {template}")
+        _pg_admin(f"CREATE DATABASE {template}")
+        db = connect(pg_database_url(template))
+        try:
+            migrate(db)
+        finally:
+            db.close()
+        _pg_template.append(template)
+    name = f"lb_test_{os.getpid()}_{next(_pg_names)}"
+    _pg_admin(f"CREATE DATABASE {name} TEMPLATE {_pg_template[0]}")
+    _pg_created.append(name)
+    return pg_database_url(name)
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """Each test's PostgreSQL databases go when it ends (a cluster would fill up with thousands)."""
+    yield
+    if _pg_created:
+        from lms_bridge.db import pg
+
+        pg.dispose_pools()
+        while _pg_created:
+            _pg_admin(f"DROP DATABASE IF EXISTS {_pg_created.pop()} WITH (FORCE)")
+
+
 def make_app(tmp_path, **overrides):
     holder = {}
     config = {"DATA_DIR": str(tmp_path / "data"), "TOOL_URL": TOOL_URL, "SANDBOX_ENABLED": True,
               "TESTING": True, "HTTP_SESSION": session_for(lambda: holder["app"], overrides.get("TOOL_URL", TOOL_URL))}
+    if TEST_POSTGRES and "DATABASE_URL" not in overrides:
+        config["DATABASE_URL"] = fresh_database_url()
     config.update(overrides)
     app = create_app(config)
     holder["app"] = app

@@ -13,6 +13,21 @@ from . import migration_set, ts
 from .schema import ddl
 
 migrations = migration_set("booking")
+
+# PostgreSQL's form of the two overlap triggers: exclusion constraints over time ranges, which hold under
+# any number of concurrent writers on any number of servers (a trigger's EXISTS check would not).
+# `lb_utc` reads the stored ISO-8601 UTC text as a timestamp; it is immutable because every stored value
+# carries its offset, so no session setting changes its meaning.
+PG_NO_OVERLAP = """
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+CREATE OR REPLACE FUNCTION lb_utc(text) RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT $1::timestamptz $$;
+ALTER TABLE booking_slots ADD CONSTRAINT expert_slot_overlap
+    EXCLUDE USING gist (expert_id WITH =, tstzrange(lb_utc(start_utc), lb_utc(end_utc)) WITH &&);
+ALTER TABLE bookings ADD CONSTRAINT participant_overlap
+    EXCLUDE USING gist (platform_id WITH =, deployment_id WITH =, context_id WITH =, participant_id WITH =,
+                        tstzrange(lb_utc(start_utc), lb_utc(end_utc)) WITH &&) WHERE (status = 'booked');
+"""
 SCOPE = "platform_id = ? AND deployment_id = ? AND context_id = ?"
 
 
@@ -117,7 +132,7 @@ def m001_booking(db):
         created_at TEXT NOT NULL
     );
     CREATE INDEX booking_notices_user ON booking_notices(platform_id, deployment_id, context_id, user_id, id)
-    """)
+    """, postgresql=PG_NO_OVERLAP)
 
 
 @migrations()
@@ -233,7 +248,8 @@ def insert_slot(db, expert_id: int, start_utc: str, end_utc: str, capacity: int)
 
 
 def reopen_slot(db, slot_id: int, capacity: int) -> None:
-    db.execute("UPDATE booking_slots SET open = 1, capacity = MAX(?, booked) WHERE id = ?", [capacity, slot_id])
+    db.execute("UPDATE booking_slots SET open = 1, capacity = CASE WHEN ? > booked THEN ? ELSE booked END WHERE id = ?",
+               [capacity, capacity, slot_id])
 
 
 def take_seat(db, slot_id: int) -> bool:
