@@ -11,8 +11,9 @@ time and on extensions) is the unsubmitted count corrected for the few participa
 from __future__ import annotations
 
 import json
+import re
 
-from . import migration_set, write_transaction
+from . import dialect, migration_set, write_transaction
 from . import projects as _projects  # noqa: F401  (its tables come first: the triggers below watch them)
 from .schema import ddl
 
@@ -23,18 +24,20 @@ SCOPE = "platform_id = ? AND deployment_id = ? AND context_id = ?"
 _PERSON = ("r.platform_id, r.deployment_id, r.context_id, r.user_id")
 
 
-def _refresh(scope: tuple[str, str, str], users: str) -> str:
+def _refresh(scope: tuple[str, str, str], users: str, pg: bool = False) -> str:
     """Trigger statements: drop the facets of the learners `users` selects (`= NEW.user_id`, `IN (...)`)
     in the course `scope` (three SQL expressions), then rebuild them from the tables. Every statement is
-    a primary-key search of the few people concerned."""
+    a primary-key search of the few people concerned. `pg`: PostgreSQL's spelling (an explicit cross join,
+    no unary `+`, which only steers SQLite's planner)."""
     p, d, c = scope
     people = f"r.platform_id = {p} AND r.deployment_id = {d} AND r.context_id = {c} AND r.user_id {users}"
     cells = ("FROM roster r LEFT JOIN project_members m ON m.platform_id = r.platform_id AND"
              " m.deployment_id = r.deployment_id AND m.context_id = r.context_id AND m.user_id = r.user_id"
              " LEFT JOIN projects p ON p.id = m.project_id")
-    staged = (f"{cells} JOIN dash_stages st LEFT JOIN submissions s ON s.project_id = m.project_id"
-              " AND s.stage = st.stage")
-    learner = f"{people} AND +r.role = 'learner' AND +r.active = 1"  # unary +: search by user, not role
+    staged = (f"{cells} {'CROSS JOIN' if pg else 'JOIN'} dash_stages st LEFT JOIN submissions s"
+              " ON s.project_id = m.project_id AND s.stage = st.stage")
+    plus = "" if pg else "+"
+    learner = f"{people} AND {plus}r.role = 'learner' AND {plus}r.active = 1"  # unary +: search by user, not role
     cols = "(platform_id, deployment_id, context_id, user_id, stage, facet, name, country)"
     country = "COALESCE(p.country, '')"
     return f"""
@@ -59,6 +62,23 @@ def _project_members(ref: str) -> tuple[tuple[str, str, str], str]:
     scope = tuple(f"(SELECT {col} FROM project_members WHERE project_id = {ref} LIMIT 1)"
                   for col in ("platform_id", "deployment_id", "context_id"))
     return scope, f"IN (SELECT user_id FROM project_members WHERE project_id = {ref})"
+
+
+PG_COUNTS = """
+CREATE FUNCTION dash_count_in() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO dash_counts (platform_id, deployment_id, context_id, country, stage, facet, n)
+    VALUES (NEW.platform_id, NEW.deployment_id, NEW.context_id, NEW.country, NEW.stage, NEW.facet, 1)
+    ON CONFLICT (platform_id, deployment_id, context_id, stage, facet, country) DO UPDATE SET n = dash_counts.n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER dash_count_in AFTER INSERT ON dash_facets FOR EACH ROW EXECUTE FUNCTION dash_count_in();
+CREATE FUNCTION dash_count_out() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    UPDATE dash_counts SET n = n - 1 WHERE platform_id = OLD.platform_id AND deployment_id = OLD.deployment_id
+    AND context_id = OLD.context_id AND stage = OLD.stage AND facet = OLD.facet AND country = OLD.country;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER dash_count_out AFTER DELETE ON dash_facets FOR EACH ROW EXECUTE FUNCTION dash_count_out();
+"""
 
 
 def _trigger(name: str, event: str, table: str, body: str, when: str = "") -> str:
@@ -92,27 +112,40 @@ def m001_dashboard_facets(db):
         UPDATE dash_counts SET n = n - 1 WHERE platform_id = OLD.platform_id AND deployment_id = OLD.deployment_id
         AND context_id = OLD.context_id AND stage = OLD.stage AND facet = OLD.facet AND country = OLD.country;
     END
-    """)
+    """, postgresql=PG_COUNTS)
+    ddl(db, "\n".join(_triggers(pg=False)), postgresql="\n".join(_triggers(pg=True)))
+
+
+def _pg_trigger(name: str, event: str, table: str, body: str, when: str = "") -> str:
+    """PostgreSQL's form of `_trigger`: a PL/pgSQL function per trigger, run for each row."""
+    when = re.sub(r" IS NOT (?!NULL)", " IS DISTINCT FROM ", when)
+    return (f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$;"
+            f" CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW {('WHEN (' + when + ')') if when else ''}"
+            f" EXECUTE FUNCTION {name}();")
+
+
+def _triggers(pg: bool) -> list[str]:
+    make = _pg_trigger if pg else _trigger
     new, old = _one_person("NEW"), _one_person("OLD")
-    triggers = [
-        _trigger("dash_roster_in", "INSERT", "roster", _refresh(*new)),
-        _trigger("dash_roster_up", "UPDATE", "roster", _refresh(*old) + _refresh(*new),
-                 "OLD.name IS NOT NEW.name OR OLD.role IS NOT NEW.role OR OLD.active IS NOT NEW.active"
-                 " OR OLD.user_id IS NOT NEW.user_id"),
-        _trigger("dash_roster_out", "DELETE", "roster", _refresh(*old)),
-        _trigger("dash_member_in", "INSERT", "project_members", _refresh(*new)),
-        _trigger("dash_member_up", "UPDATE", "project_members", _refresh(*old) + _refresh(*new)),
-        _trigger("dash_member_out", "DELETE", "project_members", _refresh(*old)),
-        _trigger("dash_project_up", "UPDATE OF country", "projects", _refresh(*_project_members("NEW.id")),
-                 "OLD.country IS NOT NEW.country"),
-        _trigger("dash_submission_in", "INSERT", "submissions", _refresh(*_project_members("NEW.project_id"))),
-        _trigger("dash_submission_up", "UPDATE", "submissions", _refresh(*_project_members("NEW.project_id")),
-                 "OLD.status IS NOT NEW.status OR OLD.late IS NOT NEW.late OR OLD.stage IS NOT NEW.stage"
-                 " OR (OLD.submitted_at IS NULL) IS NOT (NEW.submitted_at IS NULL)"
-                 " OR OLD.project_id IS NOT NEW.project_id"),
-        _trigger("dash_submission_out", "DELETE", "submissions", _refresh(*_project_members("OLD.project_id"))),
+    members_new, members_old = _project_members("NEW.project_id"), _project_members("OLD.project_id")
+    return [
+        make("dash_roster_in", "INSERT", "roster", _refresh(*new, pg=pg)),
+        make("dash_roster_up", "UPDATE", "roster", _refresh(*old, pg=pg) + _refresh(*new, pg=pg),
+             "OLD.name IS NOT NEW.name OR OLD.role IS NOT NEW.role OR OLD.active IS NOT NEW.active"
+             " OR OLD.user_id IS NOT NEW.user_id"),
+        make("dash_roster_out", "DELETE", "roster", _refresh(*old, pg=pg)),
+        make("dash_member_in", "INSERT", "project_members", _refresh(*new, pg=pg)),
+        make("dash_member_up", "UPDATE", "project_members", _refresh(*old, pg=pg) + _refresh(*new, pg=pg)),
+        make("dash_member_out", "DELETE", "project_members", _refresh(*old, pg=pg)),
+        make("dash_project_up", "UPDATE OF country", "projects", _refresh(*_project_members("NEW.id"), pg=pg),
+             "OLD.country IS NOT NEW.country"),
+        make("dash_submission_in", "INSERT", "submissions", _refresh(*members_new, pg=pg)),
+        make("dash_submission_up", "UPDATE", "submissions", _refresh(*members_new, pg=pg),
+             "OLD.status IS NOT NEW.status OR OLD.late IS NOT NEW.late OR OLD.stage IS NOT NEW.stage"
+             " OR (OLD.submitted_at IS NULL) IS NOT (NEW.submitted_at IS NULL)"
+             " OR OLD.project_id IS NOT NEW.project_id"),
+        make("dash_submission_out", "DELETE", "submissions", _refresh(*members_old, pg=pg)),
     ]
-    ddl(db, "\n".join(triggers))
 
 
 def ensure_stages(db, stages) -> None:
@@ -130,7 +163,7 @@ def ensure_stages(db, stages) -> None:
         db.execute("DELETE FROM dash_counts")
         courses = db.execute("SELECT DISTINCT platform_id, deployment_id, context_id FROM roster").fetchall()
         for course in courses:
-            for statement in _refresh(("?", "?", "?"), "IS NOT NULL").split(";"):
+            for statement in _refresh(("?", "?", "?"), "IS NOT NULL", pg=dialect(db) == "postgresql").split(";"):
                 if statement.strip():
                     db.execute(statement, list(course))
 

@@ -28,6 +28,27 @@ def site_token(issuer: str) -> str:
     return tag_token("site", issuer)
 
 
+# PostgreSQL's form of the FTS5 index: the same columns in a table keyed by `rowid` (the entry's id), and a
+# weighted tsvector of them (title first, then summary, then place, then the rest; tags as bare tokens).
+PG_FTS = """
+CREATE TABLE practices_fts (
+    rowid BIGINT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '', summary TEXT NOT NULL DEFAULT '', problem TEXT NOT NULL DEFAULT '',
+    approach TEXT NOT NULL DEFAULT '', results TEXT NOT NULL DEFAULT '', lessons TEXT NOT NULL DEFAULT '',
+    challenges TEXT NOT NULL DEFAULT '', what_next TEXT NOT NULL DEFAULT '', place TEXT NOT NULL DEFAULT '',
+    tags TEXT NOT NULL DEFAULT '',
+    words tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector('simple', title), 'A') || setweight(to_tsvector('simple', summary), 'B')
+        || setweight(to_tsvector('simple', place), 'B')
+        || setweight(to_tsvector('simple', problem || ' ' || approach || ' ' || results || ' ' || lessons), 'C')
+        || setweight(to_tsvector('simple', challenges || ' ' || what_next), 'D')) STORED,
+    tokens tsvector GENERATED ALWAYS AS (to_tsvector('simple', tags)) STORED
+);
+CREATE INDEX practices_fts_words ON practices_fts USING gin (words);
+CREATE INDEX practices_fts_tokens ON practices_fts USING gin (tokens);
+"""
+
+
 @migrations()
 def m001_practices(db):
     ddl(db, """
@@ -68,7 +89,7 @@ def m001_practices(db):
         tokenize = 'unicode61 remove_diacritics 2'
     );
     INSERT INTO practices_fts (practices_fts, rank) VALUES ('rank', 'bm25(10.0, 6.0, 2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 4.0, 0.0)');
-    """)
+    """, postgresql=PG_FTS)
 
 
 @migrations()

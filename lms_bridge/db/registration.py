@@ -33,9 +33,9 @@ def m001_registration_authority(db):
         checked_at TEXT,
         missing_functions TEXT NOT NULL DEFAULT '[]'
     );
-    INSERT OR IGNORE INTO site_ws (issuer, url, token, checked_at, missing_functions)
+    INSERT INTO site_ws (issuer, url, token, checked_at, missing_functions)
         SELECT p.issuer, w.url, w.token, w.checked_at, w.missing_functions FROM platform_ws w
-        JOIN platforms p ON p.id = w.platform_id ORDER BY w.checked_at
+        JOIN platforms p ON p.id = w.platform_id ORDER BY w.checked_at ON CONFLICT DO NOTHING
     """)
 
 

@@ -1,7 +1,7 @@
 """Store upkeep the worker does each pass: expired launch data purged in bounded batches, statistics kept fresh."""
 from __future__ import annotations
 
-from . import migration_set, ts, utcnow, write_transaction
+from . import dialect, migration_set, ts, utcnow, write_transaction
 from .schema import ddl
 
 migrations = migration_set("upkeep")
@@ -27,11 +27,12 @@ def purge_expired(db, now=None, *, batch: int = PURGE_BATCH, max_batches: int = 
     Returns the number of rows deleted per table."""
     cutoff = ts(now or utcnow())
     deleted = {}
+    row = "ctid" if dialect(db) == "postgresql" else "rowid"  # each store's physical row address
     for table in EXPIRING:
         total = 0
         for _ in range(max_batches):
             with write_transaction(db):
-                cur = db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"
+                cur = db.execute(f"DELETE FROM {table} WHERE {row} IN (SELECT {row} FROM {table}"
                                  f" WHERE expires_at < ? LIMIT ?)", [cutoff, batch])
             total += cur.rowcount
             if cur.rowcount < batch:
@@ -48,12 +49,16 @@ def expired_counts(db, now=None) -> dict:
 
 
 def optimize(db) -> None:
-    """`PRAGMA optimize`: SQLite re-gathers the statistics its planner needs for tables that changed."""
+    """`PRAGMA optimize`: SQLite re-gathers the statistics its planner needs for tables that changed.
+    PostgreSQL's autovacuum does this by itself."""
+    if dialect(db) == "postgresql":
+        return
     db.execute("PRAGMA analysis_limit = 1000")  # approximate statistics: bounded cost on big tables
     db.execute("PRAGMA optimize = 65538")  # 0x10002: every table, not only those this connection used
 
 
 def analyze(db) -> None:
     """Full statistics, e.g. after migrations created or changed indexes."""
-    db.execute("PRAGMA analysis_limit = 1000")
+    if dialect(db) == "sqlite":
+        db.execute("PRAGMA analysis_limit = 1000")
     db.execute("ANALYZE")
