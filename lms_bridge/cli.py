@@ -35,20 +35,13 @@ def prepare(app) -> list[str]:
 
 def store_error(e: BaseException) -> str | None:
     """A one-line reason when `e` says the store cannot be reached (never a traceback for the admin)."""
-    pg = sys.modules.get("lms_bridge.db.pg")  # only a PostgreSQL store raises these, and it imported them
-    if pg is not None:
-        import psycopg
-
-        if isinstance(e, pg.Unreachable):
-            return str(e)
-        if isinstance(e, psycopg.OperationalError):  # the server went away after we connected
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            return f"lost the connection to PostgreSQL: {reason}"
     import sqlite3
+
+    from .errors import store_unreachable
 
     if isinstance(e, sqlite3.OperationalError) and "unable to open database file" in str(e):
         return f"the SQLite store cannot be opened: {e} (check LMS_BRIDGE_DATABASE_URL and the directory's owner)"
-    return None
+    return store_unreachable(e)
 
 
 class Commands(click.Group):
