@@ -45,6 +45,12 @@ def dialect(db) -> str:
     return getattr(db, "dialect", "sqlite")
 
 
+def returning_id(db) -> str:
+    """Append to an INSERT whose new id the caller reads with `cursor.lastrowid`: PostgreSQL's cursors have no
+    lastrowid, so there the statement returns the id (pg.Cursor.lastrowid reads it); SQLite's stays as it was."""
+    return " RETURNING id" if dialect(db) == "postgresql" else ""
+
+
 def connect(url: str):
     """A connection of its own (closed by the caller): PostgreSQL for postgresql:// URLs, else SQLite."""
     if is_postgres(url):

@@ -7,9 +7,9 @@ bookings (triggers that abort the write). Seats are taken with one conditional U
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from . import migration_set, ts
+from . import IntegrityError
+from . import migration_set, returning_id, ts
 from .schema import ddl
 
 migrations = migration_set("booking")
@@ -242,7 +242,7 @@ def insert_slot(db, expert_id: int, start_utc: str, end_utc: str, capacity: int)
     try:
         db.execute("INSERT INTO booking_slots (expert_id, start_utc, end_utc, capacity) VALUES (?,?,?,?)",
                    [expert_id, start_utc, end_utc, capacity])
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         return False
     return True
 
@@ -273,9 +273,9 @@ def insert_booking(db, scope, row: dict) -> int:
     row = dict(row, created_at=now, updated_at=now)
     cols = ["platform_id", "deployment_id", "context_id", *row]
     try:
-        cur = db.execute(f"INSERT INTO bookings ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                         _scope(scope) + list(row.values()))
-    except sqlite3.IntegrityError as e:
+        cur = db.execute(f"INSERT INTO bookings ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                         + returning_id(db), _scope(scope) + list(row.values()))
+    except IntegrityError as e:
         raise BookingOverlap(str(e)) from None
     return cur.lastrowid
 
@@ -285,7 +285,7 @@ def move_booking(db, booking_id: int, slot: dict) -> None:
         db.execute("UPDATE bookings SET slot_id = ?, start_utc = ?, end_utc = ?, sequence = sequence + 1,"
                    " updated_at = ? WHERE id = ? AND status = 'booked'",
                    [slot["id"], slot["start_utc"], slot["end_utc"], ts(), booking_id])
-    except sqlite3.IntegrityError as e:
+    except IntegrityError as e:
         raise BookingOverlap(str(e)) from None
 
 

@@ -22,4 +22,4 @@ def seeded(db) -> set[str]:
 
 
 def mark_seeded(db, name: str) -> None:
-    db.execute("INSERT OR IGNORE INTO demo_seeds (name, done_at) VALUES (?, ?)", [name, ts()])
+    db.execute("INSERT INTO demo_seeds (name, done_at) VALUES (?, ?) ON CONFLICT DO NOTHING", [name, ts()])

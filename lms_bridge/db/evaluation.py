@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import migration_set, one, ts
+from . import migration_set, one, returning_id, ts
 from .schema import ddl
 
 migrations = migration_set("evaluation")
@@ -265,7 +265,7 @@ def save_question_set(db, scope, questions: list[dict]) -> None:
 def add_round(db, scope, *, title: str, opens_at: str, closes_at: str, questions: list[dict], link_url: str,
               created_by: str) -> int:
     return db.execute("INSERT INTO tracer_rounds (platform_id, deployment_id, context_id, title, opens_at, closes_at,"
-                      " questions, link_url, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      " questions, link_url, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)" + returning_id(db),
                       [*scope, title, opens_at, closes_at, json.dumps(questions), link_url, created_by,
                        ts()]).lastrowid
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import timedelta
 
-from . import execute_write as _write
+from . import IntegrityError
+from . import execute_write as _write, returning_id
 from . import one, parse_ts, ts, utcnow, write_transaction
 
 
@@ -20,9 +20,9 @@ def add_platform(db, *, issuer, client_id, auth_login_url, auth_token_url, key_s
         try:
             cur = db.execute(
                 "INSERT INTO platforms (issuer, client_id, name, auth_login_url, auth_token_url,"
-                " auth_audience, key_set_url, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                " auth_audience, key_set_url, created_at) VALUES (?,?,?,?,?,?,?,?)" + returning_id(db),
                 [issuer, client_id, name, auth_login_url, auth_token_url, auth_audience, key_set_url, ts()])
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise DuplicatePlatform(f"a platform with issuer {issuer} and client id {client_id} exists") from None
         platform_id = cur.lastrowid
         for dep in deployment_ids:
@@ -32,7 +32,8 @@ def add_platform(db, *, issuer, client_id, auth_login_url, auth_token_url, key_s
 
 def add_deployment(db, platform_id: int, deployment_id: str) -> bool:
     """Idempotent: returns False when the deployment was known."""
-    cur = _write(db, "INSERT OR IGNORE INTO deployments (platform_id, deployment_id, created_at) VALUES (?,?,?)",
+    cur = _write(db, "INSERT INTO deployments (platform_id, deployment_id, created_at) VALUES (?,?,?)"
+                     " ON CONFLICT DO NOTHING",
                      [platform_id, deployment_id, ts()])
     return cur.rowcount == 1
 
@@ -138,7 +139,7 @@ def use_nonce(db, issuer: str, nonce: str, expires_at) -> bool:
     """False when the nonce was seen before: a replayed id_token."""
     try:
         _write(db, "INSERT INTO used_nonces (issuer, nonce, expires_at) VALUES (?,?,?)", [issuer, nonce, ts(expires_at)])
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         return False
     return True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from . import migration_set, parse_ts, ts, utcnow, write_transaction
+from . import migration_set, parse_ts, returning_id, ts, utcnow, write_transaction
 from .schema import ddl
 
 migrations = migration_set("outbox")
@@ -47,7 +47,8 @@ def enqueue(db, *, platform_id: int, kind: str, payload: dict, dedupe_key: str |
                    " AND claimed_by IS NULL", [dedupe_key])
     cur = db.execute(
         "INSERT INTO outbox (platform_id, kind, payload, dedupe_key, order_key, next_attempt_at, created_at)"
-        " VALUES (?,?,?,?,?,?,?)", [platform_id, kind, json.dumps(payload), dedupe_key, order_key, now, now])
+        " VALUES (?,?,?,?,?,?,?)" + returning_id(db),
+        [platform_id, kind, json.dumps(payload), dedupe_key, order_key, now, now])
     return cur.lastrowid
 
 

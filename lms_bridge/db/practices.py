@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 
-from . import migration_set, one, ts
+from . import migration_set, one, returning_id, ts
 from .schema import ddl
 
 migrations = migration_set("practices")
@@ -128,7 +128,7 @@ def create_entry(db, issuer: str, scope, project_id: int, fields: dict, actor: s
     now = ts()
     cur = db.execute(
         "INSERT INTO practices (public_id, issuer, platform_id, deployment_id, context_id, project_id, state,"
-        " created_by, created_at, updated_at) VALUES (?,?,?,?,?,?, 'draft', ?,?,?)",
+        " created_by, created_at, updated_at) VALUES (?,?,?,?,?,?, 'draft', ?,?,?)" + returning_id(db),
         [uuid.uuid4().hex, issuer, *scope, project_id, actor, now, now])
     entry_id = cur.lastrowid
     update_entry(db, entry_id, fields)
@@ -186,7 +186,7 @@ def index_entry(db, e: dict, tags: list[tuple[str, str]], place: str) -> None:
     db.execute("INSERT INTO practices_fts (rowid, title, summary, problem, approach, results, lessons, challenges,"
                " what_next, place, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                [e["id"], *(e[k] for k in ENTRY_TEXT), place, tokens])
-    db.conn.executemany("INSERT OR IGNORE INTO practice_tags (practice_id, kind, value) VALUES (?,?,?)",
+    db.conn.executemany("INSERT INTO practice_tags (practice_id, kind, value) VALUES (?,?,?) ON CONFLICT DO NOTHING",
                         [(e["id"], k, v) for k, v in tags])
 
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from . import migration_set, ts
+from . import IntegrityError
+from . import migration_set, returning_id, ts
 from .schema import ddl
 
 migrations = migration_set("projects")
@@ -212,7 +212,7 @@ def get_project(db, scope, project_id) -> dict | None:
 
 def create_project(db, scope, owner_id) -> int:
     cur = db.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, created_at)"
-                     " VALUES (?,?,?,?,?)", [*scope, owner_id, ts()])
+                     " VALUES (?,?,?,?,?)" + returning_id(db), [*scope, owner_id, ts()])
     db.execute("INSERT INTO project_members (project_id, platform_id, deployment_id, context_id, user_id, member_role)"
                " VALUES (?,?,?,?,?,'owner')", [cur.lastrowid, *scope, owner_id])
     return cur.lastrowid
@@ -241,7 +241,7 @@ def set_coauthors(db, scope, project_id, user_ids) -> None:
         try:
             db.execute("INSERT INTO project_members (project_id, platform_id, deployment_id, context_id, user_id,"
                        " member_role) VALUES (?,?,?,?,?,'coauthor')", [project_id, *scope, uid])
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise ValueError(f"User {uid} joined another project meanwhile.") from None
 
 
@@ -313,7 +313,7 @@ def feedback(db, submission_id, released_only: bool) -> list[dict]:
 # --- attachments -------------------------------------------------------------------------------
 def add_attachment(db, project_id, stage, field, storage_name, display_name, kind, size, actor) -> int:
     return db.execute("INSERT INTO attachments (project_id, stage, field, storage_name, display_name, kind, size,"
-                      " uploaded_by, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                      " uploaded_by, created_at) VALUES (?,?,?,?,?,?,?,?,?)" + returning_id(db),
                       [project_id, stage, field, storage_name, display_name, kind, size, actor, ts()]).lastrowid
 
 

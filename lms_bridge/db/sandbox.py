@@ -5,10 +5,10 @@ Only the sandbox (a test double) uses these tables; tests and benchmarks read th
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import timedelta
 
-from . import execute_write as _write
+from . import IntegrityError
+from . import execute_write as _write, returning_id
 from . import migration_set, ts, utcnow, write_transaction
 from .schema import ddl
 
@@ -74,7 +74,7 @@ def use_jti(db, jti: str, expires_at) -> bool:
     """False when the client assertion's jti was seen already (a replay)."""
     try:
         _write(db, "INSERT INTO sb_jtis (jti, expires_at) VALUES (?,?)", [jti, ts(expires_at)])
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         return False
     return True
 
@@ -94,7 +94,7 @@ def token_scopes(db, token: str) -> set[str] | None:
 def create_lineitem(db, *, course_id: str, label: str, score_maximum: float, resource_id: str = "", tag: str = "",
                     resource_link_id: str | None = None) -> int:
     return _write(db, "INSERT INTO sb_lineitems (course_id, label, score_maximum, resource_id, tag, resource_link_id,"
-                      " created_at) VALUES (?,?,?,?,?,?,?)",
+                      " created_at) VALUES (?,?,?,?,?,?,?)" + returning_id(db),
                   [course_id, label, score_maximum, resource_id or "", tag or "", resource_link_id, ts()]).lastrowid
 
 
@@ -146,8 +146,12 @@ def get_grade(db, item_id, user_id: str) -> dict | None:
 def put_grade(db, *, item_id, user_id: str, score, score_maximum, comment, timestamp: str, activity_progress: str,
               grading_progress: str) -> None:
     """Store a score; `score` None clears the grade but keeps the timestamp (Moodle deletes the grade)."""
-    _write(db, "INSERT OR REPLACE INTO sb_grades (lineitem_id, user_id, score, score_maximum, comment, timestamp,"
-               " activity_progress, grading_progress, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    _write(db, "INSERT INTO sb_grades (lineitem_id, user_id, score, score_maximum, comment, timestamp,"
+               " activity_progress, grading_progress, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+               " ON CONFLICT (lineitem_id, user_id) DO UPDATE SET score = excluded.score,"
+               " score_maximum = excluded.score_maximum, comment = excluded.comment, timestamp = excluded.timestamp,"
+               " activity_progress = excluded.activity_progress, grading_progress = excluded.grading_progress,"
+               " updated_at = excluded.updated_at",
            [item_id, str(user_id), score, score_maximum, comment, timestamp, activity_progress, grading_progress,
             ts()])
 
@@ -220,7 +224,7 @@ def set_fault(db, target: str, kind: str, *, code: int | None = None, retry_afte
     if kind == "latency_ms":
         seconds = (ms if ms is not None else seconds * 1000 if seconds else 0) / 1000
     return _write(db, "INSERT INTO sb_faults (target, kind, code, retry_after, seconds, ratio, remaining, created_at)"
-                      " VALUES (?,?,?,?,?,?,?,?)",
+                      " VALUES (?,?,?,?,?,?,?,?)" + returning_id(db),
                   [target, kind, code, retry_after, seconds, ratio, count, ts()]).lastrowid
 
 
@@ -268,7 +272,8 @@ def synthetic_user(db, user_id: str) -> dict | None:
 
 # --- web services ---------------------------------------------------------------------------------
 def set_ws_token(db, token: str, user_id: int = 8) -> None:
-    _write(db, "INSERT OR REPLACE INTO sb_ws_tokens (token, user_id) VALUES (?,?)", [token, user_id])
+    _write(db, "INSERT INTO sb_ws_tokens (token, user_id) VALUES (?,?)"
+               " ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id", [token, user_id])
 
 
 def ws_token_user(db, token: str) -> int | None:
@@ -279,8 +284,8 @@ def ws_token_user(db, token: str) -> int | None:
 def add_event(db, event: dict) -> dict:
     cols = ("name", "description", "format", "courseid", "groupid", "userid", "eventtype", "timestart",
             "timeduration", "visible", "timemodified")
-    cur = db.execute(f"INSERT INTO sb_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                     [event[c] for c in cols])
+    cur = db.execute(f"INSERT INTO sb_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                     + returning_id(db), [event[c] for c in cols])
     return {"id": cur.lastrowid, **event}
 
 
@@ -295,7 +300,8 @@ def delete_event(db, event_id: int) -> bool:
 
 
 def add_message(db, touserid: str, text: str, clientmsgid: str | None, timecreated: int) -> int:
-    return db.execute("INSERT INTO sb_messages (touserid, text, clientmsgid, timecreated) VALUES (?,?,?,?)",
+    return db.execute("INSERT INTO sb_messages (touserid, text, clientmsgid, timecreated) VALUES (?,?,?,?)"
+                      + returning_id(db),
                       [str(touserid), text, clientmsgid, timecreated]).lastrowid
 
 
@@ -306,8 +312,9 @@ def messages(db, touserid: str | None = None) -> list[dict]:
 
 
 def set_completion(db, cmid: int, userid: str, state: int, overrideby: int | None, timecompleted: int) -> None:
-    _write(db, "INSERT OR REPLACE INTO sb_completion (cmid, userid, state, overrideby, timecompleted)"
-               " VALUES (?,?,?,?,?)", [cmid, str(userid), state, overrideby, timecompleted])
+    _write(db, "INSERT INTO sb_completion (cmid, userid, state, overrideby, timecompleted)"
+               " VALUES (?,?,?,?,?) ON CONFLICT (cmid, userid) DO UPDATE SET state = excluded.state,"
+               " overrideby = excluded.overrideby, timecompleted = excluded.timecompleted", [cmid, str(userid), state, overrideby, timecompleted])
 
 
 def completion(db, userid: str | None = None) -> list[dict]:
@@ -317,7 +324,8 @@ def completion(db, userid: str | None = None) -> list[dict]:
 
 
 def set_ws_grade(db, cmid: int, userid: str, grade) -> None:
-    db.execute("INSERT OR REPLACE INTO sb_ws_grades (cmid, userid, grade, updated_at) VALUES (?,?,?,?)",
+    db.execute("INSERT INTO sb_ws_grades (cmid, userid, grade, updated_at) VALUES (?,?,?,?) ON CONFLICT (cmid, userid)"
+               " DO UPDATE SET grade = excluded.grade, updated_at = excluded.updated_at",
                [cmid, str(userid), grade, ts()])
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from . import execute_write as _write
+from . import execute_write as _write, returning_id
 from . import migration_set, one
 from .schema import ddl
 
@@ -27,14 +27,14 @@ def flag(db, name: str, default: bool = False) -> bool:
 
 
 def set_flag(db, name: str, value: bool) -> None:
-    _write(db, "INSERT OR REPLACE INTO sb_quiz_flags VALUES (?,?)", [name, int(value)])
+    _write(db, "INSERT INTO sb_quiz_flags VALUES (?,?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [name, int(value)])
 
 
 def add_attempt(db, quiz: int, userid: str, marks: list[float], timestart: int, timefinish: int,
                 state: str = "finished") -> int:
     n = db.execute("SELECT COUNT(*) FROM sb_quiz_attempts WHERE quiz = ? AND userid = ?", [quiz, userid]).fetchone()[0]
     return _write(db, "INSERT INTO sb_quiz_attempts (quiz, userid, attempt, state, timestart, timefinish, marks)"
-                      " VALUES (?,?,?,?,?,?,?)", [quiz, userid, n + 1, state, timestart, timefinish,
+                      " VALUES (?,?,?,?,?,?,?)" + returning_id(db), [quiz, userid, n + 1, state, timestart, timefinish,
                                                   json.dumps(marks)]).lastrowid
 
 

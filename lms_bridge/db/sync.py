@@ -136,8 +136,9 @@ def get_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag
 
 def set_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str, lineitem_url: str) -> None:
     with write_transaction(db):
-        db.execute("INSERT OR REPLACE INTO sync_lineitems (platform_id, lineitems_url, resource_id, tag,"
-                   " lineitem_url, created_at) VALUES (?,?,?,?,?,?)",
+        db.execute("INSERT INTO sync_lineitems (platform_id, lineitems_url, resource_id, tag,"
+                   " lineitem_url, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT (platform_id, lineitems_url,"
+                   " resource_id, tag) DO UPDATE SET lineitem_url = excluded.lineitem_url, created_at = excluded.created_at",
                    [platform_id, lineitems_url, resource_id, tag, lineitem_url, ts()])
 
 
@@ -166,8 +167,8 @@ def claim_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, t
                    "  SELECT 1 FROM outbox o WHERE o.id = sync_lineitem_claims.job_id AND o.state = 'pending'"
                    "  AND o.claimed_by = sync_lineitem_claims.worker_id AND o.claimed_until >= ?) END",
                    key + [ts(now - stale_after), ts(now)])
-        cur = db.execute("INSERT OR IGNORE INTO sync_lineitem_claims (platform_id, lineitems_url, resource_id, tag,"
-                         " claimed_at, job_id, worker_id) VALUES (?,?,?,?,?,?,?)",
+        cur = db.execute("INSERT INTO sync_lineitem_claims (platform_id, lineitems_url, resource_id, tag,"
+                         " claimed_at, job_id, worker_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                          key + [ts(now), job_id, worker_id])
         return cur.rowcount == 1
 
@@ -195,8 +196,9 @@ def get_cmid(db, platform_id: int, instance_id: str) -> int | None:
 
 def set_cmid(db, platform_id: int, instance_id: str, cmid: int, course_id: int) -> None:
     with write_transaction(db):
-        db.execute("INSERT OR REPLACE INTO sync_cmids (platform_id, instance_id, cmid, course_id, created_at)"
-                   " VALUES (?,?,?,?,?)", [platform_id, str(instance_id), cmid, course_id, ts()])
+        db.execute("INSERT INTO sync_cmids (platform_id, instance_id, cmid, course_id, created_at)"
+                   " VALUES (?,?,?,?,?) ON CONFLICT (platform_id, instance_id) DO UPDATE SET cmid = excluded.cmid,"
+                   " course_id = excluded.course_id, created_at = excluded.created_at", [platform_id, str(instance_id), cmid, course_id, ts()])
 
 
 # --- calendar events -------------------------------------------------------------------------
