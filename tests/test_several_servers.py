@@ -35,8 +35,10 @@ def verify(token: str, jwks: dict) -> dict:
 def test_a_launch_on_one_server_is_served_by_the_other(servers):
     a, b = servers
     token = LtiActions(a.test_client()).launch(user="5")
-    page = b.test_client().get("/app/projects/", query_string={"lt": token})
+    page = b.test_client().get("/app/home", query_string={"lt": token})
     assert page.status_code == 200 and "Your course project" in page.get_data(as_text=True)
+    forged = b.test_client().get("/app/home", query_string={"lt": token[:-2] + "xx"})
+    assert forged.status_code in (401, 403)
 
 
 @needs_postgres
