@@ -519,6 +519,11 @@ def install_service(just_print, root, user, host, port, workers):
     if os.stat(app.config["DATA_DIR"]).st_uid != _uid(install.user):
         click.echo(f"the data directory must belong to {install.user}: chown -R {install.user}: "
                    f"{app.config['DATA_DIR']}")
+    from .config import is_postgres
+
+    if is_postgres(app.config["DATABASE_URL"]) and "LMS_BRIDGE_SECRET_KEY" not in os.environ:
+        click.echo(f"several servers on one database: set the same LMS_BRIDGE_SECRET_KEY in {service.ENV_FILE} on "
+                   "each (see the README, \"PostgreSQL and several servers\")")
     click.echo(service.NEXT_STEPS)
 
 
