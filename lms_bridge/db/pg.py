@@ -297,14 +297,17 @@ _pools_lock = threading.Lock()
 
 def _pool(url: str):
     """One SQLAlchemy QueuePool per process and URL (a pool must not cross a gunicorn fork)."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
     from sqlalchemy.pool import QueuePool
 
     key = (os.getpid(), url)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
+            # pre_ping needs the dialect (with its DBAPI) to ping and to recognise a dropped connection.
             pool = QueuePool(lambda: open_raw(url), pool_size=POOL_SIZE, max_overflow=POOL_SIZE * 2, timeout=CONNECT_TIMEOUT,
-                             pre_ping=True, reset_on_return="rollback")
+                             pre_ping=True, dialect=PGDialect_psycopg(dbapi=PGDialect_psycopg.import_dbapi()),
+                             reset_on_return="rollback")
             _pools[key] = pool
     return pool
 
