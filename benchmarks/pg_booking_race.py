@@ -56,9 +56,9 @@ def run_server(data: str, port: int, workers: int, log: Path) -> subprocess.Pope
         if proc.poll() is not None:
             raise SystemExit("the server exited: " + log.read_text()[-2000:])
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
                 return proc
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     os.killpg(proc.pid, 9)
     raise SystemExit("the server did not start within 60 s")

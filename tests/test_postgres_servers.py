@@ -90,9 +90,9 @@ class Stack:
             deadline = time.monotonic() + 40
             while True:
                 try:
-                    if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                    if requests.get(url + "/healthz", timeout=5).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     pass
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{name} did not start:\n" + (self.base / f"{name}.log").read_text()[-3000:])
