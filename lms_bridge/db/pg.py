@@ -242,7 +242,17 @@ class Database:
         return [r[0] for r in self.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").fetchall()]
 
+    def __del__(self):
+        """Dropped without close(): close it, as sqlite3 does, instead of leaving a server session behind."""
+        try:
+            if not self.conn.raw.closed:
+                self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown, or the server went away
+            pass
+
     def close(self) -> None:
+        if self.conn.raw.closed:
+            return
         self.conn.rollback()
         if self._release is not None:
             release, self._release = self._release, None
@@ -299,14 +309,24 @@ _pools_lock = threading.Lock()
 
 def _pool(url: str):
     """One SQLAlchemy QueuePool per process and URL (a pool must not cross a gunicorn fork)."""
+    from sqlalchemy import event, exc
     from sqlalchemy.pool import QueuePool
 
     key = (os.getpid(), url)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            pool = QueuePool(lambda: open_raw(url), pool_size=POOL_SIZE, max_overflow=POOL_SIZE * 2, timeout=CONNECT_TIMEOUT,
-                             pre_ping=True, reset_on_return="rollback")
+            pool = QueuePool(lambda: open_raw(url), pool_size=POOL_SIZE, max_overflow=POOL_SIZE * 2,
+                             timeout=CONNECT_TIMEOUT, reset_on_return="rollback")
+
+            @event.listens_for(pool, "checkout")
+            def ping(raw, _record, _proxy):
+                """A connection the server dropped (restart, failover, idle timeout) is replaced, not handed out."""
+                try:
+                    raw.execute("SELECT 1")
+                except psycopg.Error:
+                    raise exc.DisconnectionError() from None
+
             _pools[key] = pool
     return pool
 
