@@ -8,7 +8,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from conftest import TEST_POSTGRES, _pg_admin, _pg_created, free_port, make_app, pg_database_url
+from conftest import TEST_POSTGRES, _pg_admin, free_port, make_app, pg_database_url
 from lms_bridge.cli import main
 from lms_bridge.db import connect, copy as dbcopy
 from lms_bridge.sandbox import seed_demo
@@ -16,14 +16,27 @@ from lms_bridge.sandbox import seed_demo
 needs_postgres = pytest.mark.skipif(not TEST_POSTGRES, reason="PostgreSQL only: needs LMS_BRIDGE_TEST_POSTGRES "
                                     "(run under tests/pg_cluster.py); the SQLite run copies SQLite to SQLite")
 _names = itertools.count(1)
+_empty: list[str] = []
 
 
 def empty_pg_url() -> str:
-    """A new PostgreSQL database with nothing in it, not even migrations (dropped when the test ends)."""
+    """A new PostgreSQL database with nothing in it, not even migrations (dropped when the test ends by
+    `drop_empty_databases`: import that fixture where this is used)."""
     name = f"lb_copy_{os.getpid()}_{next(_names)}"
     _pg_admin(f"CREATE DATABASE {name}")
-    _pg_created.append(name)
+    _empty.append(name)
     return pg_database_url(name)
+
+
+@pytest.fixture(autouse=True)
+def drop_empty_databases():
+    yield
+    if _empty:
+        from lms_bridge.db import pg
+
+        pg.dispose_pools()
+        while _empty:
+            _pg_admin(f"DROP DATABASE IF EXISTS {_empty.pop()} WITH (FORCE)")
 
 
 def sqlite_url(path) -> str:

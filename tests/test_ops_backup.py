@@ -18,7 +18,7 @@ from lms_bridge.db import projects as q
 from lms_bridge.ops import backup as bk
 
 from conftest import TEST_POSTGRES, LtiActions, free_port, make_app
-from test_db_copy import empty_pg_url
+from test_db_copy import drop_empty_databases, empty_pg_url  # noqa: F401  (the fixture drops them)
 
 postgres_only = pytest.mark.skipif(not TEST_POSTGRES, reason="PostgreSQL only: needs LMS_BRIDGE_TEST_POSTGRES "
                                    "(run under tests/pg_cluster.py)")

@@ -7,6 +7,7 @@ import pytest
 from conftest import TEST_POSTGRES, LtiActions, fresh_database_url, make_app
 from lms_bridge.db import connect
 from lti_config import keys
+from test_db_copy import drop_empty_databases, empty_pg_url  # noqa: F401  (the fixture drops them)
 
 SECRET = "one-secret-for-every-server-" + "7" * 32
 
@@ -93,11 +94,7 @@ def test_init_seals_the_key_files_of_an_install_copied_from_sqlite(tmp_path, mon
     monkeypatch.setenv("LMS_BRIDGE_SECRET_KEY", SECRET)
     old = make_app(tmp_path / "old", DATABASE_URL=f"sqlite:///{tmp_path / 'old.sqlite3'}")
     pem_kid = next((tmp_path / "old" / "data" / "keys").glob("*.pem")).stem
-    from conftest import _pg_admin, _pg_created, pg_database_url
-
-    _pg_admin("CREATE DATABASE lb_sealing_copy")
-    _pg_created.append("lb_sealing_copy")
-    url = pg_database_url("lb_sealing_copy")
+    url = empty_pg_url()
     assert dbcopy.copy(old.config["DATABASE_URL"], url).ok
     make_app(tmp_path / "old", DATABASE_URL=url)  # runs `prepare`, as `lms-bridge init` does
     other = make_app(tmp_path / "other", DATABASE_URL=url)  # a second server: no key files at all
