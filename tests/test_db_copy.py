@@ -234,3 +234,17 @@ def test_checksum_tells_types_apart_and_ignores_row_order():
     for row in [("1", "x", None), (2, "y", 1.5)]:
         c.add(row)
     assert a.hexdigest() == b.hexdigest() != c.hexdigest()
+
+
+@needs_postgres
+def test_a_value_postgresql_refuses_is_a_one_line_error_and_the_target_stays_empty(demo):
+    src = connect(demo.config["DATABASE_URL"])
+    src.execute("UPDATE roster SET active = 'yes' WHERE user_id = '5'")  # SQLite keeps text in an INTEGER column
+    src.conn.commit()
+    src.close()
+    target = empty_pg_url()
+    line = one_line_error(run("db", "copy", "--from", demo.config["DATABASE_URL"], "--to", target))
+    assert line.startswith("Error: copying roster failed: invalid input syntax for type bigint")
+    assert "the target was left empty" in line
+    seeded = dbcopy._seeded_tables()  # what the migrations themselves write (the sandbox's fixtures)
+    assert not any(n for t, n in row_counts(target).items() if t not in seeded)

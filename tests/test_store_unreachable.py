@@ -51,12 +51,23 @@ def test_pages_answer_503_with_a_readable_page_when_postgresql_is_unreachable(do
 
 
 @pytest.mark.parametrize("args", [["init"], ["serve"], ["worker", "--once"], ["outbox"], ["keys", "list"],
-                                  ["platforms", "list"], ["outbox", "retry", "1"]])
+                                  ["keys", "rotate"], ["platforms", "list"], ["outbox", "retry", "1"],
+                                  ["backup", "--out", "{tmp}/backup"], ["privacy", "retention"]])
 def test_commands_say_in_one_line_that_postgresql_is_unreachable(tmp_path, closed_url, args):
     env = {"LMS_BRIDGE_DATA": str(tmp_path / "data"), "LMS_BRIDGE_DATABASE_URL": closed_url}
-    result = CliRunner().invoke(main, args, env=env)
+    result = CliRunner().invoke(main, [a.format(tmp=tmp_path) for a in args], env=env)
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
     assert lines == [f"Error: PostgreSQL at 127.0.0.1:{closed_url.split(':')[-1].split('/')[0]}/lms is unreachable:"
                      " Connection refused"], result.output
     assert "secret" not in result.output
+
+    assert not (tmp_path / "backup").exists()
+
+
+def test_doctor_reports_an_unreachable_postgresql_as_a_failed_check(tmp_path, closed_url):
+    env = {"LMS_BRIDGE_DATA": str(tmp_path / "data"), "LMS_BRIDGE_DATABASE_URL": closed_url}
+    result = CliRunner().invoke(main, ["doctor"], env=env)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "FAIL  database: PostgreSQL at 127.0.0.1:" in result.output and "Connection refused" in result.output
+    assert "secret" not in result.output.split("fix:")[0]  # never the password

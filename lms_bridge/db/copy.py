@@ -286,6 +286,19 @@ def _continue_ids(dst, source_ids: dict[str, int]) -> None:
 
 
 # --- the copy ---------------------------------------------------------------------------------------
+def _store_errors() -> tuple:
+    import sqlite3
+
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def _open(url: str, role: str):
     if not is_postgres(url):
         path = Path(database_path(url))
@@ -346,7 +359,10 @@ def _copy(src, dst, batch: int) -> CopyReport:
     if holding:
         raise CopyError(f"the target already holds data ({', '.join(holding[:3])}"
                         f"{', ...' if len(holding) > 3 else ''}): copy into a new, empty database")
-    migrate(dst)
+    try:
+        migrate(dst)
+    except _store_errors() as e:
+        raise CopyError(f"migrating the target failed: {_first_line(e)}") from None
     if sorted(data_tables(dst)) != sorted(tables):
         only_src = sorted(set(tables) - set(data_tables(dst)))
         only_dst = sorted(set(data_tables(dst)) - set(tables))
@@ -370,7 +386,10 @@ def _copy(src, dst, batch: int) -> CopyReport:
                 dst.execute(f"DELETE FROM {_quote(t)}")  # the migration's fixtures: the source has its own
             reports = []
             for t in order:
-                read = _copy_table(src, dst, t, plan[t], batch)
+                try:
+                    read = _copy_table(src, dst, t, plan[t], batch)
+                except _store_errors() as e:  # e.g. a value the target's column type refuses
+                    raise CopyError(f"copying {t} failed: {_first_line(e)}; the target was left empty") from None
                 wrote = _digest(dst, t, plan[t], "", batch)
                 reports.append(TableReport(t, read.rows, wrote.rows, read.hexdigest(), wrote.hexdigest()))
             for t, where in DERIVED.items():

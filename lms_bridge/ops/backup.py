@@ -157,9 +157,8 @@ def _pg_restore(url: str, dump: Path) -> None:
           "--exit-on-error", f"--dbname={conninfo}", str(dump)], env, "pg_restore")
 
 
-def _pg_dump(tool: str, url: str, target: Path) -> dict:
+def _pg_dump(tool: str, url: str, target: Path, migrations: list[str]) -> dict:
     conninfo, env = _pg_connection(url)
-    migrations = _pg_migrations(url)  # also says, in one line, when the server is unreachable
     _run([tool, "--format=custom", "--no-owner", "--no-privileges", f"--file={target}", f"--dbname={conninfo}"],
          env, "pg_dump")
     os.chmod(target, 0o600)
@@ -179,12 +178,13 @@ def backup(config: dict, out: str | Path) -> dict:
         raise BackupError(f"no database at {db_path}: nothing to back up")
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty: back up into a new directory")
-    tool = _pg_tool("pg_dump") if postgres else None  # before anything is written
+    if postgres:  # before anything is written: the tool is there and the server answers
+        tool, migrations = _pg_tool("pg_dump"), _pg_migrations(config["DATABASE_URL"])
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out, 0o700)  # it holds the private keys
 
     if postgres:
-        database = _pg_dump(tool, config["DATABASE_URL"], out / PG_DUMP)
+        database = _pg_dump(tool, config["DATABASE_URL"], out / PG_DUMP, migrations)
     else:
         database = _sqlite_backup(db_path, out / DATABASE)
 
