@@ -233,7 +233,7 @@ def save_profile(db, scope, user_id: str, org_type: str, consent: bool | None, w
     else:
         consent_at, text = (now, wording) if consent is not None else (None, None)
     db.execute("INSERT INTO eval_profiles (platform_id, deployment_id, context_id, user_id, org_type, tracer_consent,"
-               " consent_at, consent_wording, updated_at, locale) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE"
+               " consent_at, consent_wording, updated_at, locale) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id, user_id) DO UPDATE"
                " SET org_type = excluded.org_type, tracer_consent = excluded.tracer_consent,"
                " consent_at = excluded.consent_at, consent_wording = excluded.consent_wording,"
                " updated_at = excluded.updated_at, locale = excluded.locale",
@@ -257,7 +257,7 @@ def question_set(db, scope) -> list[dict] | None:
 
 
 def save_question_set(db, scope, questions: list[dict]) -> None:
-    db.execute("INSERT INTO tracer_questions VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+    db.execute("INSERT INTO tracer_questions VALUES (?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id) DO UPDATE SET"
                " questions = excluded.questions, updated_at = excluded.updated_at",
                [*scope, json.dumps(questions), ts()])
 
@@ -353,7 +353,7 @@ def answer(db, round_id: int, user_id: str) -> dict | None:
 def save_answer(db, round_id: int, user_id: str, answers: dict, submit: bool, at: str | None = None) -> None:
     now = at or ts()
     db.execute("INSERT INTO tracer_answers (round_id, user_id, answers, status, submitted_at, updated_at)"
-               " VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET answers = excluded.answers,"
+               " VALUES (?,?,?,?,?,?) ON CONFLICT (round_id, user_id) DO UPDATE SET answers = excluded.answers,"
                " status = CASE WHEN excluded.status = 'submitted' THEN 'submitted' ELSE status END,"
                " submitted_at = CASE WHEN excluded.status = 'submitted' THEN excluded.submitted_at"
                " ELSE submitted_at END, updated_at = excluded.updated_at",

@@ -137,7 +137,7 @@ def save_course_links(db, scope, *, lineitems_url, memberships_url, activity, re
     if activity and resource_link_id:
         links[activity] = resource_link_id
     db.execute("INSERT INTO course_links (platform_id, deployment_id, context_id, lineitems_url, memberships_url,"
-               " links, updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+               " links, updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id) DO UPDATE SET"
                " lineitems_url = COALESCE(excluded.lineitems_url, lineitems_url),"
                " memberships_url = COALESCE(excluded.memberships_url, memberships_url),"
                " links = excluded.links, updated_at = excluded.updated_at",
@@ -154,12 +154,13 @@ def course_links(db, scope) -> dict:
 def upsert_member(db, scope, user_id, name, email, role, *, from_launch: bool, username: str = "") -> None:
     """A launch states the role the tool acts on; NRPS never downgrades staff (Moodle lists
     non-editing teachers as Learner there)."""
-    keep = "excluded.role" if from_launch else f"CASE WHEN role IN {STAFF} THEN role ELSE excluded.role END"
+    keep = "excluded.role" if from_launch else f"CASE WHEN roster.role IN {STAFF} THEN roster.role ELSE excluded.role END"
     db.execute("INSERT INTO roster (platform_id, deployment_id, context_id, user_id, name, email, role, active,"
-               " updated_at, username) VALUES (?,?,?,?,?,?,?,1,?,?) ON CONFLICT DO UPDATE SET"
-               " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,"
-               " email = CASE WHEN excluded.email != '' THEN excluded.email ELSE email END,"
-               " username = CASE WHEN excluded.username != '' THEN excluded.username ELSE username END,"
+               " updated_at, username) VALUES (?,?,?,?,?,?,?,1,?,?)"
+               " ON CONFLICT (platform_id, deployment_id, context_id, user_id) DO UPDATE SET"
+               " name = CASE WHEN excluded.name != '' THEN excluded.name ELSE roster.name END,"
+               " email = CASE WHEN excluded.email != '' THEN excluded.email ELSE roster.email END,"
+               " username = CASE WHEN excluded.username != '' THEN excluded.username ELSE roster.username END,"
                f" role = {keep}, active = 1, updated_at = excluded.updated_at",
                [*scope, user_id, name or "", email or "", role, ts(), username or ""])
 
@@ -330,7 +331,7 @@ def attachments(db, project_id, stage) -> list[dict]:
 # --- deadlines, extensions, rubric ---------------------------------------------------------------
 def set_deadline(db, scope, stage, due_at, cutoff_at) -> None:
     db.execute("INSERT INTO deadlines (platform_id, deployment_id, context_id, stage, due_at, cutoff_at)"
-               " VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET due_at = excluded.due_at, cutoff_at = excluded.cutoff_at",
+               " VALUES (?,?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id, stage) DO UPDATE SET due_at = excluded.due_at, cutoff_at = excluded.cutoff_at",
                [*scope, stage, due_at, cutoff_at])
 
 
@@ -340,7 +341,7 @@ def deadlines(db, scope) -> dict:
 
 def set_extension(db, scope, stage, subject, until_at, actor) -> None:
     db.execute("INSERT INTO extensions (platform_id, deployment_id, context_id, stage, subject, until_at, granted_by,"
-               " created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET until_at = excluded.until_at,"
+               " created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id, stage, subject) DO UPDATE SET until_at = excluded.until_at,"
                " granted_by = excluded.granted_by, created_at = excluded.created_at",
                [*scope, stage, subject, until_at, actor, ts()])
 
@@ -381,7 +382,7 @@ def set_stage_rubric(db, scope, stage, data: dict | None) -> None:
         db.execute(f"DELETE FROM stage_rubrics WHERE {SCOPE} AND stage = ?", [*scope, stage])
         return
     db.execute("INSERT INTO stage_rubrics (platform_id, deployment_id, context_id, stage, data, updated_at)"
-               " VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+               " VALUES (?,?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id, stage) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                [*scope, stage, json.dumps(data), ts()])
 
 
@@ -391,7 +392,7 @@ def stage_rubric_keys(db, scope) -> set[str]:
 
 def set_rubric(db, scope, data: dict) -> None:
     db.execute("INSERT INTO rubrics (platform_id, deployment_id, context_id, data, updated_at) VALUES (?,?,?,?,?)"
-               " ON CONFLICT DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+               " ON CONFLICT (platform_id, deployment_id, context_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                [*scope, json.dumps(data), ts()])
 
 
@@ -403,7 +404,7 @@ def last_score_ts(db, platform_id, context_id, resource_id, user_id) -> str | No
 
 
 def set_score_ts(db, platform_id, context_id, resource_id, user_id, value: str) -> None:
-    db.execute("INSERT INTO score_clock VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET last_ts = excluded.last_ts",
+    db.execute("INSERT INTO score_clock VALUES (?,?,?,?,?) ON CONFLICT (platform_id, context_id, resource_id, user_id) DO UPDATE SET last_ts = excluded.last_ts",
                [platform_id, context_id, resource_id, user_id, value])
 
 

@@ -189,7 +189,7 @@ def grade_of(db, resource_id: str, user_id: str, tag: str | None = None, course:
 
 # --- call counts and faults ---------------------------------------------------------------------
 def count_call(db, key: str) -> None:
-    _write(db, "INSERT INTO sb_calls (key, count) VALUES (?, 1) ON CONFLICT(key) DO UPDATE SET count = count + 1",
+    _write(db, "INSERT INTO sb_calls (key, count) VALUES (?, 1) ON CONFLICT(key) DO UPDATE SET count = sb_calls.count + 1",
            [key])
 
 
