@@ -232,12 +232,13 @@ def sync_health(db, platform_id: int, now=None) -> dict:
     Counts read the (state, next_attempt_at) index; the last delivery looks at the newest delivered rows only."""
     now = now or utcnow()
     row = next(db.query(
-        "SELECT SUM(state = 'pending' AND next_attempt_at <= ?) AS due, SUM(state = 'pending' AND next_attempt_at > ?)"
-        " AS waiting, SUM(state = 'failed') AS failed, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest"
+        "SELECT COUNT(*) FILTER (WHERE state = 'pending' AND next_attempt_at <= ?) AS due,"
+        " COUNT(*) FILTER (WHERE state = 'pending' AND next_attempt_at > ?) AS waiting,"
+        " COUNT(*) FILTER (WHERE state = 'failed') AS failed, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest"
         " FROM outbox WHERE state IN ('pending', 'failed') AND platform_id = ?", [ts(now), ts(now), platform_id]))
     last = next(db.query(
         "SELECT MAX(delivered_at) AS at FROM (SELECT delivered_at FROM outbox WHERE state = 'delivered'"
-        " AND platform_id = ? ORDER BY id DESC LIMIT 100)", [platform_id]))
+        " AND platform_id = ? ORDER BY id DESC LIMIT 100) latest", [platform_id]))
     oldest = parse_ts(row["oldest"])
     return {"due": row["due"] or 0, "waiting": row["waiting"] or 0, "failed": row["failed"] or 0,
             "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,
