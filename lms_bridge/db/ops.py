@@ -30,7 +30,8 @@ def beat(db, worker_id: str, *, started_at, delivered: int, failed: int) -> None
     now = utcnow()
     execute_write(db, "INSERT INTO worker_heartbeats (worker_id, started_at, beat_at, passes, delivered, failed)"
                       " VALUES (?,?,?,1,?,?) ON CONFLICT(worker_id) DO UPDATE SET beat_at = excluded.beat_at,"
-                      " passes = passes + 1, delivered = excluded.delivered, failed = excluded.failed",
+                      " passes = worker_heartbeats.passes + 1, delivered = excluded.delivered,"
+                      " failed = excluded.failed",
                   [worker_id, ts(started_at), ts(now), delivered, failed])
     execute_write(db, "DELETE FROM worker_heartbeats WHERE beat_at < ?", [ts(now - timedelta(days=1))])
 
