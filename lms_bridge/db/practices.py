@@ -37,6 +37,7 @@ def site_token(issuer: str) -> str:
 # words (PostgreSQL's parser would otherwise keep 'e-mail', 'www.x.org' or '3.5' whole), case is folded, and the
 # `unaccent` dictionary removes diacritics (a trusted contrib extension, like booking's btree_gist). A filler
 # lexeme that no query can name sits between columns, so a phrase never spans two columns (as in FTS5).
+# practices_site ends with the id, as SQLite's index does implicitly: newest first without a sort.
 PG_PUNCTUATION = r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""
 PG_COLUMNS = (("title", "A"), ("summary", "B"), ("place", "B"), ("problem", "C"), ("approach", "C"),
               ("results", "C"), ("lessons", "C"), ("challenges", "D"), ("what_next", "D"))
@@ -61,6 +62,8 @@ CREATE TABLE practices_fts (
 );
 CREATE INDEX practices_fts_words ON practices_fts USING gin (words);
 CREATE INDEX practices_fts_tokens ON practices_fts USING gin (tokens);
+DROP INDEX practices_site;
+CREATE INDEX practices_site ON practices (issuer, state, published_at, id);
 """
 
 
