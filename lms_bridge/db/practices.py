@@ -320,7 +320,7 @@ def pg_tsquery(expression: str) -> str:
         if after_operand():
             out.append("&")  # side by side: every one must appear
         out.append(phrase)
-    while out and out[-1] in operators:
+    while out and (out[-1] in operators or out[-1] == "("):
         out.pop()
     opened = out.count("(") - out.count(")")
     return " ".join(out + [")"] * opened)
