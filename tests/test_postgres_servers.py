@@ -221,8 +221,8 @@ def seed_booking(stack, participants: int, seats: int, overlapping: int) -> tupl
 
     db = stack.db()
     platform = lti_q.add_platform(db, issuer="https://moodle.example", client_id="race", deployment_ids=["1"],
-                                  auth_login_url="https://moodle.example/auth", auth_token_url="https://moodle.example/t",
-                                  key_set_url="https://moodle.example/jwks")
+                                  auth_login_url="https://moodle.example/auth",
+                                  auth_token_url="https://moodle.example/t", key_set_url="https://moodle.example/jwks")
     scope = (platform, "1", "2")
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(days=7)
     now = datetime.now(timezone.utc)
