@@ -10,6 +10,7 @@ import json
 import uuid
 
 from . import migration_set, one, returning_id, ts
+from . import projects as _projects  # noqa: F401  (registered first: these migrations reference its tables)
 from .schema import ddl
 
 migrations = migration_set("practices")
