@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from . import dialect, migration_set, parse_ts, returning_id, ts, utcnow, write_transaction
+from . import dialect, migration_set, parse_ts, returning_id, row_transaction, ts, utcnow, write_transaction
 from .schema import ddl
 
 migrations = migration_set("outbox")
@@ -167,8 +167,10 @@ def _claim_postgresql(db, worker_id: str, *, limit: int, lease_seconds: float, n
 
 
 def _finish(db, job_id: int, worker_id: str, sql: str, params: list) -> bool:
-    """Apply an outcome only while `worker_id` still holds the claim (a lost lease means another took it)."""
-    with write_transaction(db):
+    """Apply an outcome only while `worker_id` still holds the claim (a lost lease means another took it).
+
+    One conditional UPDATE: the row lock and the WHERE clause decide, so no store-wide lock is needed."""
+    with row_transaction(db):
         cur = db.execute(f"UPDATE outbox SET {sql}, claimed_by = NULL, claimed_until = NULL"
                          " WHERE id = ? AND claimed_by = ? AND state = 'pending'", [*params, job_id, worker_id])
     return cur.rowcount == 1
