@@ -204,8 +204,17 @@ def test_database_fails_when_missing(tmp_path):
 
 def test_migrations_fail_when_one_is_pending(used):
     record = "_lms_bridge_migrations" if TEST_POSTGRES else "_sqlite_migrations"
+    db = connect(used.config["DATABASE_URL"])
+    try:
+        kept = db.execute(f"SELECT migration_set, name, applied_at FROM {record} WHERE migration_set = 'ops'").fetchall()
+    finally:
+        db.close()
     sql(used, f"DELETE FROM {record} WHERE migration_set = 'ops'")
-    checks = run(used)
+    try:
+        checks = run(used)
+    finally:  # put the record back: PostgreSQL test databases are emptied and reused by later tests
+        for row in kept:
+            sql(used, f"INSERT INTO {record} (migration_set, name, applied_at) VALUES (?, ?, ?)", list(row))
     assert checks["migrations"][:2] == ("FAIL", "1 pending: ops:m001_worker_heartbeats")
 
 
