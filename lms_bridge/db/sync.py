@@ -106,7 +106,7 @@ def remember_link_lineitem(db, platform_id: int, context_id: str, resource_link_
     with write_transaction(db):
         db.execute("INSERT INTO sync_link_lineitems (platform_id, context_id, resource_link_id, activity,"
                    " lineitem_url, updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT(platform_id, context_id,"
-                   " resource_link_id) DO UPDATE SET activity = COALESCE(excluded.activity, activity),"
+                   " resource_link_id) DO UPDATE SET activity = COALESCE(excluded.activity, sync_link_lineitems.activity),"
                    " lineitem_url = excluded.lineitem_url, updated_at = excluded.updated_at",
                    [platform_id, str(context_id), str(resource_link_id), activity, lineitem_url, ts()])
     return True
