@@ -33,7 +33,31 @@ def prepare(app) -> list[str]:
     return applied + ([f"key:{kid}"] if kid else [])
 
 
-@click.group()
+def store_error(e: BaseException) -> str | None:
+    """A one-line reason when `e` says the store cannot be reached (never a traceback for the admin)."""
+    import sqlite3
+
+    from .errors import store_unreachable
+
+    if isinstance(e, sqlite3.OperationalError) and "unable to open database file" in str(e):
+        return f"the SQLite store cannot be opened: {e} (check LMS_BRIDGE_DATABASE_URL and the directory's owner)"
+    return store_unreachable(e)
+
+
+class Commands(click.Group):
+    """The top-level group: a store that cannot be reached ends any command with one line, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as e:
+            reason = store_error(e)
+            if reason is None:
+                raise
+            raise click.ClickException(reason) from None
+
+
+@click.group(cls=Commands)
 def main():
     """lms_bridge: LTI 1.3 course project and consultation tool."""
 
@@ -495,7 +519,40 @@ def install_service(just_print, root, user, host, port, workers):
     if os.stat(app.config["DATA_DIR"]).st_uid != _uid(install.user):
         click.echo(f"the data directory must belong to {install.user}: chown -R {install.user}: "
                    f"{app.config['DATA_DIR']}")
+    from .config import is_postgres
+
+    if is_postgres(app.config["DATABASE_URL"]) and "LMS_BRIDGE_SECRET_KEY" not in os.environ:
+        click.echo(f"several servers on one database: set the same LMS_BRIDGE_SECRET_KEY in {service.ENV_FILE} on "
+                   "each (see the README, \"PostgreSQL and several servers\")")
     click.echo(service.NEXT_STEPS)
+
+
+@main.group("db")
+def db_group():
+    """The store: move an install between SQLite and PostgreSQL."""
+
+
+@db_group.command("copy")
+@click.option("--from", "source", required=True, metavar="URL",
+              help="The install to copy: sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB (it stays as it is).")
+@click.option("--to", "target", required=True, metavar="URL", help="A new, empty database (it is migrated first).")
+def db_copy(source, target):
+    """Copy every table into an empty store and compare counts and checksums; nothing is kept if they differ."""
+    from .config import ConfigError
+    from .db.copy import CopyError, copy
+
+    try:
+        result = copy(source, target)
+    except (CopyError, ConfigError) as e:
+        raise click.ClickException(str(e)) from None
+    for line in result.lines():
+        click.echo(line)
+    if not result.ok:
+        bad = [t.table for t in result.tables if not t.ok]
+        raise click.ClickException(f"the copy differs from the source in {', '.join(bad)}: the target was left "
+                                   "empty (nothing committed)")
+    click.echo(f"copied {sum(t.target_rows for t in result.tables if not t.note)} rows in {len(result.tables)} "
+               "tables; every count and checksum matches", err=True)
 
 
 def _uid(user: str) -> int:

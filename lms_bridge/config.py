@@ -28,7 +28,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the store lives: `sqlite:///path` (or a file path) or `postgresql://USER:PASS@HOST:PORT/DB`; "
             "default `DATA_DIR/lms_bridge.sqlite3`."),
     Setting("SECRET_KEY", "LMS_BRIDGE_SECRET_KEY", None,
-            "Session and launch-token signing secret; generated once into `DATA_DIR/secret_key`."),
+            "Session and launch-token signing secret, which also seals the private signing keys kept in a PostgreSQL "
+            "store; generated once into `DATA_DIR/secret_key`. Several servers: the same value on every one."),
+    Setting("DB_POOL_SIZE", "LMS_BRIDGE_DB_POOL_SIZE", 5,
+            "PostgreSQL: connections each server process keeps open (plus up to twice as many more at peaks).", int),
+    Setting("DB_CONNECT_TIMEOUT", "LMS_BRIDGE_DB_CONNECT_TIMEOUT", 10,
+            "PostgreSQL: seconds to wait for a connection (a new one, or a free one from the pool) before the "
+            "request answers 503 and a command says the server is unreachable.", int),
+    Setting("DB_STATEMENT_TIMEOUT", "LMS_BRIDGE_DB_STATEMENT_TIMEOUT", 30,
+            "PostgreSQL: seconds one statement may run before the server cancels it.", int),
     Setting("SANDBOX_ENABLED", None, False,
             "Mount the sandbox LMS (a test double). Set by `lms-bridge demo` and the tests only.", bool),
     Setting("LAUNCH_TOKEN_TTL", "LMS_BRIDGE_LAUNCH_TOKEN_TTL", 3600,

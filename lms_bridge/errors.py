@@ -72,6 +72,23 @@ def error_response(status: int, code: str, title: str, message: str):
                            message=gettext(message) if message else message), status
 
 
+def store_unreachable(err: BaseException) -> str | None:
+    """Why the store cannot be reached, when `err` says so (PostgreSQL down or unreachable), else None."""
+    import sys
+
+    pg = sys.modules.get("lms_bridge.db.pg")  # only a PostgreSQL store raises these, and it imported them
+    if pg is None:
+        return None
+    import psycopg
+
+    if isinstance(err, pg.Unreachable):
+        return str(err)
+    if isinstance(err, psycopg.OperationalError):  # the server went away after the connection was made
+        lines = str(err).strip().splitlines()
+        return f"lost the connection to PostgreSQL: {lines[0] if lines else type(err).__name__}"
+    return None
+
+
 def init_app(app):
     @app.errorhandler(BridgeError)
     def _bridge(err: BridgeError):
@@ -88,6 +105,14 @@ def init_app(app):
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
+        if store_unreachable(err):
+            # The server or the network is down, not the tool: one log line, and a page that says try again.
+            log.error("store unreachable on %s: %s", request.path, store_unreachable(err))
+            response, status = error_response(503, "store_unavailable", N_("Something went wrong"), N_(
+                "The tool hit an unexpected problem. Nothing you submitted was lost; please try again."))
+            response = app.make_response((response, status))
+            response.headers["Retry-After"] = "30"
+            return response
         log.exception("unexpected error on %s", request.path)
         return error_response(500, "internal_error", N_("Something went wrong"),
                               N_("The tool hit an unexpected problem. Nothing you submitted was lost; please try again."))

@@ -80,7 +80,11 @@ def platforms():
 
 @bp.get("/healthz")
 def healthz():
-    report = {"database": False, "active_key": False}
+    from .config import is_postgres
+    from .errors import store_unreachable
+
+    store = "postgresql" if is_postgres(current_app.config["DATABASE_URL"]) else "sqlite"
+    report = {"database": False, "store": store, "active_key": False}
     status = 200
     try:
         db = get_db()
@@ -91,6 +95,9 @@ def healthz():
             report.update(probe(db))
     except Exception as e:  # a health check reports, it does not fail
         report["error"] = type(e).__name__
+        if store_unreachable(e):  # the reason (host, port) goes to the log, not to a public page
+            report["database"] = False
+            current_app.logger.error("healthz: %s", store_unreachable(e))
     if not (report["database"] and report["active_key"]):
         status = 503
     report["ok"] = status == 200

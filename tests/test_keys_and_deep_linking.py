@@ -30,8 +30,7 @@ def test_jwks_publishes_rsa_keys_with_kid(client):
     assert jwt.PyJWK(key).key.key_size >= 2048
 
 
-def test_rotation_keeps_old_tokens_verifying_during_grace(app, client):
-    db = connect(app.config["DATABASE_URL"])
+def test_rotation_keeps_old_tokens_verifying_during_grace(app, client, db):
     old = keys.sign(db, app.config["DATA_DIR"], {"aud": "x", "sub": "before"})
     new_kid = keys.rotate(db, app.config["DATA_DIR"])
     new = keys.sign(db, app.config["DATA_DIR"], {"aud": "x", "sub": "after"})
@@ -47,10 +46,16 @@ def test_rotation_keeps_old_tokens_verifying_during_grace(app, client):
         verify_with_jwks(client, old, "x")
 
 
-def test_private_keys_live_in_data_dir_with_tight_permissions(app):
+def test_private_keys_are_pem_files_of_mode_600_on_sqlite_and_sealed_in_the_database_on_postgresql(app, db):
     folder = keys.key_dir(app.config["DATA_DIR"])
     pems = list(folder.glob("*.pem"))
-    assert len(pems) == 1
+    kid = keys.active_signing_key(db, app.config["DATA_DIR"])[0]
+    if keys.in_database(db):  # several servers share the database, not the data directory
+        from lms_bridge.db import keystore
+
+        assert pems == [] and "PRIVATE KEY" not in keystore.sealed(db, kid)
+        return
+    assert [p.stem for p in pems] == [kid]
     assert pems[0].stat().st_mode & 0o077 == 0
 
 

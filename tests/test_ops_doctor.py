@@ -20,7 +20,10 @@ from lms_bridge.sandbox.webservice import link_tool
 from lms_bridge.sandbox.wsdata import CAPABILITIES
 from lms_bridge.sync.worker import run_worker
 
-from conftest import make_app
+from conftest import TEST_POSTGRES, free_port, make_app
+
+postgres_only = pytest.mark.skipif(not TEST_POSTGRES, reason="PostgreSQL only: needs LMS_BRIDGE_TEST_POSTGRES "
+                                   "(run under tests/pg_cluster.py)")
 
 
 def healthy(app, lti):
@@ -65,7 +68,8 @@ def sql(app, statement, params=()):
 def test_a_healthy_install_has_no_failures_and_the_command_exits_0(used, monkeypatch):
     checks = run(used)
     assert [k for k, v in checks.items() if v[0] == "FAIL"] == []
-    for name in ("database", "migrations", "WAL", "signing keys", "data directory", "public URL", "tool URLs",
+    store_checks = ("PostgreSQL version", "btree_gist") if TEST_POSTGRES else ("WAL",)
+    for name in ("database", "migrations", *store_checks, "signing keys", "data directory", "public URL", "tool URLs",
                  "worker", "outbox", ": registration", ": key set", ": clock", ": web services", ": functions"):
         assert status(checks, name) == "OK", (name, checks)
     for cap in CAPABILITIES:
@@ -118,6 +122,8 @@ def test_https_is_ok_on_https_and_fails_for_plain_http_on_a_public_host(tmp_path
     assert run(make_app(tmp_path / "b", TOOL_URL="http://tool.example.org"))["HTTPS"][0] == "FAIL"
 
 
+@pytest.mark.skipif(bool(TEST_POSTGRES), reason="SQLite only: key files and their modes; on PostgreSQL the private "
+                    "keys are sealed in the database (test_signing_keys_on_postgresql_...)")
 def test_signing_keys_fail_when_readable_by_others_missing_or_not_exactly_one(used):
     keys = Path(used.config["DATA_DIR"]) / "keys"
     pem = next(keys.glob("*.pem"))
@@ -138,6 +144,57 @@ def test_signing_keys_fail_when_readable_by_others_missing_or_not_exactly_one(us
     assert run(used)["signing keys"][0] == "FAIL"
 
 
+@postgres_only
+def test_signing_keys_on_postgresql_fail_when_the_sealed_key_is_missing_or_does_not_open(app, monkeypatch):
+    used = app
+    monkeypatch.setenv("LMS_BRIDGE_SECRET_KEY", "not-the-secret-the-key-was-sealed-with")
+    checks = run(used)
+    assert checks["signing keys"][0] == "FAIL" and checks["signing keys"][2] == (
+        "set the same LMS_BRIDGE_SECRET_KEY on every server")
+    assert checks["secret"][0] == "OK"
+    monkeypatch.delenv("LMS_BRIDGE_SECRET_KEY")
+    assert run(used)["signing keys"][0] == "OK" and run(used)["secret"][0] == "WARN"
+    sql(used, "UPDATE tool_keys SET retired_at = created_at")
+    assert run(used)["signing keys"][:2] == ("FAIL", "0 active keys (exactly one expected)")
+    sql(used, "UPDATE tool_keys SET retired_at = NULL")
+    sql(used, "DELETE FROM tool_private_keys")
+    assert run(used)["signing keys"][0] == "FAIL"
+
+
+@postgres_only
+def test_postgresql_version_and_btree_gist_are_checked(app, monkeypatch):
+    used = app
+    from lms_bridge.db import ops as opsq
+
+    checks = run(used)
+    assert checks["PostgreSQL version"][0] == "OK" and checks["btree_gist"][0] == "OK"
+    assert "secret" not in checks["database"][1] and checks["database"][1].startswith("reachable at 127.0.0.1:")
+    monkeypatch.setattr(opsq, "postgres_facts", lambda db: {"version_num": 120015, "version": "12.15",
+                                                            "btree_gist": None})
+    checks = run(used)
+    assert checks["PostgreSQL version"][:2] == ("FAIL", "12.15") and checks["btree_gist"][0] == "FAIL"
+    assert "CREATE EXTENSION btree_gist" in checks["btree_gist"][2]
+
+
+def test_database_fails_when_postgresql_is_unreachable(tmp_path):
+    from lms_bridge.config import load
+
+    config = load({"DATA_DIR": str(tmp_path), "DATABASE_URL": f"postgresql://lms:pw@127.0.0.1:{free_port()}/lms"})
+    checks = run_config(config)
+    assert checks["database"][0] == "FAIL" and "unreachable: Connection refused" in checks["database"][1]
+    assert "LMS_BRIDGE_DATABASE_URL" in checks["database"][2] and "pw" not in checks["database"][1]
+    assert checks["data directory"][0] in ("OK", "WARN")
+
+
+def run_config(config: dict) -> dict:
+    import requests
+
+    with requests.Session() as session:
+        return {c.name: (c.status, c.detail, c.fix) for c in Doctor(config, session).run()}
+
+
+@pytest.mark.skipif(bool(TEST_POSTGRES), reason="SQLite only: removes the SQLite file "
+                    "(PostgreSQL: test_database_fails_when_postgresql_is_unreachable)")
 def test_database_fails_when_missing(tmp_path):
     app = make_app(tmp_path)
     Path(app.config["DATABASE_URL"]).unlink()
@@ -146,11 +203,13 @@ def test_database_fails_when_missing(tmp_path):
 
 
 def test_migrations_fail_when_one_is_pending(used):
-    sql(used, "DELETE FROM _sqlite_migrations WHERE migration_set = 'ops'")
+    record = "_lms_bridge_migrations" if TEST_POSTGRES else "_sqlite_migrations"
+    sql(used, f"DELETE FROM {record} WHERE migration_set = 'ops'")
     checks = run(used)
     assert checks["migrations"][:2] == ("FAIL", "1 pending: ops:m001_worker_heartbeats")
 
 
+@pytest.mark.skipif(bool(TEST_POSTGRES), reason="SQLite only: WAL is SQLite's journal mode")
 def test_wal_fails_when_the_database_is_not_in_wal_mode(used):
     from lms_bridge import db as store
 
@@ -197,11 +256,6 @@ def test_platform_key_set_fails_when_unreachable_or_empty(used):
 
 
 def test_platform_registration_fails_while_pending(used):
-    db = connect(used.config["DATABASE_URL"])
-    columns = {c.name for c in db["platforms"].columns}
-    db.close()
-    if "status" not in columns:
-        pytest.skip("platform approval (status column) not on this branch yet")
     sql(used, "UPDATE platforms SET status = 'pending'")
     assert status(run(used), ": registration") == "FAIL"
 

@@ -102,3 +102,16 @@ def test_forwarded_headers_are_trusted_only_when_configured(tmp_path):
     plain = make_app(tmp_path / "a").test_client().get("/healthz", headers=headers).get_json()
     trusted = make_app(tmp_path / "b", TRUSTED_PROXIES=1).test_client().get("/healthz", headers=headers).get_json()
     assert (plain["scheme"], trusted["scheme"]) == ("http", "https")
+
+
+def test_on_postgresql_only_the_data_directory_is_granted_and_the_env_file_names_the_database(tmp_path, monkeypatch):
+    from lms_bridge.config import load
+
+    monkeypatch.delenv("LMS_BRIDGE_DATABASE_URL", raising=False)
+    url = "postgresql://lmsbridge:s3cret@db.example.org:5432/lms_bridge"
+    config = load({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": url, "TOOL_URL": "https://tool.example.org"})
+    install = service.current_install(config, user="root")
+    assert install.database_dir is None and install.writable == [config["DATA_DIR"]]
+    assert f"ReadWritePaths={config['DATA_DIR']}\n" in service.serve_unit(install)
+    assert f'LMS_BRIDGE_DATABASE_URL={url}' in service.env_file(install)
+    assert dict(service.files(install))[service.ENV_FILE][1] == 0o600  # it holds the database password

@@ -30,7 +30,8 @@ def beat(db, worker_id: str, *, started_at, delivered: int, failed: int) -> None
     now = utcnow()
     execute_write(db, "INSERT INTO worker_heartbeats (worker_id, started_at, beat_at, passes, delivered, failed)"
                       " VALUES (?,?,?,1,?,?) ON CONFLICT(worker_id) DO UPDATE SET beat_at = excluded.beat_at,"
-                      " passes = passes + 1, delivered = excluded.delivered, failed = excluded.failed",
+                      " passes = worker_heartbeats.passes + 1, delivered = excluded.delivered,"
+                      " failed = excluded.failed",
                   [worker_id, ts(started_at), ts(now), delivered, failed])
     execute_write(db, "DELETE FROM worker_heartbeats WHERE beat_at < ?", [ts(now - timedelta(days=1))])
 
@@ -57,3 +58,26 @@ def probe_course(db, platform_id: int) -> dict | None:
                       " AND active = 1 LIMIT 1", [platform_id, row["context_id"]])
     return {"context_id": row["context_id"], "links": json.loads(row["links"] or "{}"),
             "learner_id": learner["user_id"] if learner else None}
+
+
+def postgres_facts(db) -> dict:
+    """What `doctor` checks of a PostgreSQL server: its version and the extension the booking constraints need."""
+    version = one(db, "SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS v")
+    gist = one(db, "SELECT extversion FROM pg_extension WHERE extname = 'btree_gist'")
+    return {"version_num": int(version["num"]), "version": version["v"].split()[0],
+            "btree_gist": gist["extversion"] if gist else None}
+
+
+def applied_migrations(db) -> list[str]:
+    """`set:name` of every applied migration, in order, from either store's record (empty when there is none)."""
+    from . import PG_MIGRATIONS, dialect
+
+    if dialect(db) == "postgresql":
+        if one(db, "SELECT to_regclass(?) AS t", [PG_MIGRATIONS])["t"] is None:
+            return []
+        sql = f"SELECT migration_set, name FROM {PG_MIGRATIONS} ORDER BY applied_at, migration_set, name"
+    else:
+        if not one(db, "SELECT name FROM sqlite_master WHERE name = '_sqlite_migrations'"):
+            return []
+        sql = "SELECT migration_set, name FROM _sqlite_migrations ORDER BY rowid"
+    return [f"{r[0]}:{r[1]}" for r in db.execute(sql).fetchall()]

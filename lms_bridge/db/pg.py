@@ -297,7 +297,9 @@ def describe(url: str, error: Exception) -> str:
     from sqlalchemy.engine import make_url
 
     u = make_url(url.replace("postgres://", "postgresql://", 1))
-    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    # libpq: 'connection failed: connection to server at "h", port p failed: <why>' then a hint line
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    reason = " ".join(lines[0].rsplit("failed: ", 1)[-1].split()) if lines else type(error).__name__
     return f"PostgreSQL at {u.host or 'localhost'}:{u.port or 5432}/{u.database or ''} is unreachable: {reason}"
 
 

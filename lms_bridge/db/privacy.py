@@ -174,7 +174,7 @@ SELECT platform_id, deployment_id, context_id, MAX(at) AS last_activity FROM (
   UNION ALL SELECT platform_id, deployment_id, context_id, updated_at FROM bookings
   UNION ALL SELECT p.platform_id, p.deployment_id, p.context_id, s.updated_at FROM submissions s
             JOIN projects p ON p.id = s.project_id
-) GROUP BY platform_id, deployment_id, context_id
+) activity GROUP BY platform_id, deployment_id, context_id
 """
 COURSE_TABLES = ("roster", "launches", "bookings", "booking_notices", "booking_settings", "deadlines", "extensions",
                  "rubrics", "audit", "course_links", "practice_consents", "eval_settings", "eval_grades",
@@ -183,8 +183,8 @@ COURSE_TABLES = ("roster", "launches", "bookings", "booking_notices", "booking_s
 
 def courses_inactive_since(db, before: str) -> list[dict]:
     """Courses whose last activity of any kind is older than `before`."""
-    return [dict(r) for r in db.query(f"SELECT * FROM ({COURSE_ACTIVITY}) WHERE last_activity < ? ORDER BY last_activity",
-                                      [before])]
+    return [dict(r) for r in db.query(f"SELECT * FROM ({COURSE_ACTIVITY}) courses WHERE last_activity < ?"
+                                      " ORDER BY last_activity", [before])]
 
 
 def course_counts(db, scope) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """`lms-bridge backup` / `lms-bridge restore`: a consistent copy of a running install, put back on a stopped one.
 
-The store is copied with SQLite's online backup API (one read snapshot, writers carry on); the data
-directory's files (uploads, signing keys, secret key) are copied after it, so every file the snapshot
-refers to is already there. `manifest.json`, written last, lists every file with its SHA-256.
+The store is copied first: SQLite with its online backup API (one read snapshot, writers carry on),
+PostgreSQL with `pg_dump --format=custom` (one snapshot too; the institution's own database backups remain
+the main ones). The data directory's files (uploads, signing keys, secret key) are copied after it, so every
+file the snapshot refers to is already there. `manifest.json`, written last, lists every file with its SHA-256.
 """
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ import fcntl
 import hashlib
 import json
 import os
+import glob
 import shutil
 import sqlite3
+import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ..config import database_path
+from ..config import database_path, is_postgres
 
 MANIFEST = "manifest.json"
 DATABASE = "database.sqlite3"
+PG_DUMP = "database.pgdump"
 FILES = "data"
 LOCK = ".lms_bridge.lock"
 FORMAT = 1
@@ -89,30 +93,102 @@ def _integrity(path: Path) -> str:
         conn.close()
 
 
-# --- backup ------------------------------------------------------------------------------
-def backup(config: dict, out: str | Path) -> dict:
-    """Write a backup of the install into `out` (new or empty); returns the manifest."""
-    out = Path(out).resolve()
-    data_dir = Path(config["DATA_DIR"]).resolve()
-    db_path = Path(database_path(config["DATABASE_URL"])).resolve()
-    if not db_path.exists():
-        raise BackupError(f"no database at {db_path}: nothing to back up")
-    if out.exists() and any(out.iterdir()):
-        raise BackupError(f"{out} is not empty: back up into a new directory")
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(out, 0o700)  # it holds the private keys
-
-    src, dst = sqlite3.connect(db_path, timeout=30), sqlite3.connect(out / DATABASE)
+# --- the store's copy: SQLite's backup API or pg_dump ------------------------------------
+def _sqlite_backup(db_path: Path, target: Path) -> dict:
+    src, dst = sqlite3.connect(db_path, timeout=30), sqlite3.connect(target)
     try:
         src.backup(dst)  # all pages in one step: one consistent snapshot
     finally:
         dst.close()
         src.close()
-    if _integrity(out / DATABASE) != "ok":
+    if _integrity(target) != "ok":
         raise BackupError("the copied database fails its integrity check; the original may be damaged")
-    os.chmod(out / DATABASE, 0o600)
+    os.chmod(target, 0o600)
+    return {"path": target.name, "store": "sqlite", "sha256": _sha256(target), "size": target.stat().st_size,
+            "migrations": _applied(target)}
 
-    skip = _db_files(db_path) | {data_dir / LOCK}
+
+def _pg_tool(name: str) -> str:
+    """pg_dump/pg_restore: on PATH (Debian's wrapper picks the right version), else the newest server's."""
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                                                   key=lambda p: int(Path(p).parts[-3]), reverse=True)), None)
+    if not found:
+        raise BackupError(f"{name} is not installed: install PostgreSQL's client tools (Debian: apt install "
+                          "postgresql-client), or back the database up with the institution's own tools")
+    return found
+
+
+def _pg_connection(url: str) -> tuple[str, dict]:
+    """libpq's connection string without the password, which goes to the child's environment instead
+    (never on a command line that `ps` shows)."""
+    import psycopg
+
+    from ..db.pg import dsn
+
+    params = psycopg.conninfo.conninfo_to_dict(dsn(url))
+    env = dict(os.environ)
+    if params.get("password"):
+        env["PGPASSWORD"] = str(params.pop("password"))
+    return psycopg.conninfo.make_conninfo(**params), env
+
+
+def _run(cmd: list[str], env: dict, what: str) -> None:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise BackupError(f"{what} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+
+
+def _pg_migrations(url: str) -> list[str]:
+    from ..db import connect
+    from ..db.ops import applied_migrations
+
+    db = connect(url)
+    try:
+        return applied_migrations(db)
+    finally:
+        db.close()
+
+
+def _pg_restore(url: str, dump: Path) -> None:
+    """Replace what the dump holds, in one transaction (a failed restore changes nothing)."""
+    conninfo, env = _pg_connection(url)
+    _run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
+          "--exit-on-error", f"--dbname={conninfo}", str(dump)], env, "pg_restore")
+
+
+def _pg_dump(tool: str, url: str, target: Path, migrations: list[str]) -> dict:
+    conninfo, env = _pg_connection(url)
+    _run([tool, "--format=custom", "--no-owner", "--no-privileges", f"--file={target}", f"--dbname={conninfo}"],
+         env, "pg_dump")
+    os.chmod(target, 0o600)
+    _run([_pg_tool("pg_restore"), "--list", str(target)], env, "reading the dump back (pg_restore --list)")
+    return {"path": target.name, "store": "postgresql", "format": "pg_dump custom", "sha256": _sha256(target),
+            "size": target.stat().st_size, "migrations": migrations}
+
+
+# --- backup ------------------------------------------------------------------------------
+def backup(config: dict, out: str | Path) -> dict:
+    """Write a backup of the install into `out` (new or empty); returns the manifest."""
+    out = Path(out).resolve()
+    data_dir = Path(config["DATA_DIR"]).resolve()
+    postgres = is_postgres(config["DATABASE_URL"])
+    db_path = None if postgres else Path(database_path(config["DATABASE_URL"])).resolve()
+    if db_path is not None and not db_path.exists():
+        raise BackupError(f"no database at {db_path}: nothing to back up")
+    if out.exists() and any(out.iterdir()):
+        raise BackupError(f"{out} is not empty: back up into a new directory")
+    if postgres:  # before anything is written: the tool is there and the server answers
+        tool, migrations = _pg_tool("pg_dump"), _pg_migrations(config["DATABASE_URL"])
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(out, 0o700)  # it holds the private keys
+
+    if postgres:
+        database = _pg_dump(tool, config["DATABASE_URL"], out / PG_DUMP, migrations)
+    else:
+        database = _sqlite_backup(db_path, out / DATABASE)
+
+    skip = (_db_files(db_path) if db_path else set()) | {data_dir / LOCK}
     # Earlier backups kept inside the data directory are not copied again (each would grow the next).
     nested = {m.parent for m in data_dir.rglob(MANIFEST) if m.parent != data_dir} | {out}
     files = []
@@ -133,9 +209,7 @@ def backup(config: dict, out: str | Path) -> dict:
 
     manifest = {"format": FORMAT, "tool": "lms_bridge", "version": _tool_version(),
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "database": {"path": DATABASE, "sha256": _sha256(out / DATABASE),
-                             "size": (out / DATABASE).stat().st_size, "migrations": _applied(out / DATABASE)},
-                "files": files}
+                "database": database, "files": files}
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out / MANIFEST)  # last: a backup without its manifest is incomplete
@@ -177,20 +251,34 @@ def restore(config: dict, source: str | Path, *, force: bool = False) -> list[st
     source = Path(source).resolve()
     manifest = verify(source)
     data_dir = Path(config["DATA_DIR"]).resolve()
-    db_path = Path(database_path(config["DATABASE_URL"])).resolve()
+    store = manifest["database"].get("store", "sqlite")
+    postgres = is_postgres(config["DATABASE_URL"])
+    if (store == "postgresql") != postgres:
+        raise BackupError(f"this backup holds a {store} store and this install uses "
+                          f"{'postgresql' if postgres else 'sqlite'}: restore it into a {store} install, then move "
+                          "it with `lms-bridge db copy`")
+    if postgres:
+        _pg_tool("pg_restore")  # before anything is changed
+    db_path = None if postgres else Path(database_path(config["DATABASE_URL"])).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = _exclusive(str(data_dir))
     try:
-        if db_path.exists() and _applied(db_path) and not force:
-            raise BackupError(f"{db_path} already holds an install: restore into a fresh data directory, or pass "
-                              "--force to replace it")
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = db_path.with_name(f".{db_path.name}.restore")
-        shutil.copyfile(source / manifest["database"]["path"], tmp)
-        os.chmod(tmp, 0o600)
-        for stale in _db_files(db_path) - {db_path}:
-            stale.unlink(missing_ok=True)  # an old WAL beside the restored file would be replayed into it
-        os.replace(tmp, db_path)
+        if postgres:
+            if _pg_migrations(config["DATABASE_URL"]) and not force:
+                raise BackupError("the PostgreSQL database already holds an install: restore into a new, empty "
+                                  "database, or pass --force to replace it")
+            _pg_restore(config["DATABASE_URL"], source / manifest["database"]["path"])
+        else:
+            if db_path.exists() and _applied(db_path) and not force:
+                raise BackupError(f"{db_path} already holds an install: restore into a fresh data directory, or pass "
+                                  "--force to replace it")
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = db_path.with_name(f".{db_path.name}.restore")
+            shutil.copyfile(source / manifest["database"]["path"], tmp)
+            os.chmod(tmp, 0o600)
+            for stale in _db_files(db_path) - {db_path}:
+                stale.unlink(missing_ok=True)  # an old WAL beside the restored file would be replayed into it
+            os.replace(tmp, db_path)
         for f in manifest["files"]:
             target = data_dir / f["path"]
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -201,9 +289,9 @@ def restore(config: dict, source: str | Path, *, force: bool = False) -> list[st
         keys = data_dir / "keys"
         if keys.is_dir():
             os.chmod(keys, 0o700)
-        if _integrity(db_path) != "ok":
+        if db_path is not None and _integrity(db_path) != "ok":
             raise BackupError(f"the restored database {db_path} fails its integrity check")
-        db = connect(str(db_path))
+        db = connect(config["DATABASE_URL"] if postgres else str(db_path))
         try:
             pending = pending_migrations(db)
         finally:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..config import ConfigError, database_path
+from ..config import ConfigError, database_path, is_postgres
 from ..db import connect, pending_migrations
 from ..db import lti as q
 from ..db import ops as opsq
@@ -27,6 +27,7 @@ from .probes import PlatformChecks
 MIN_FREE_BYTES = 100 * 1024 ** 2  # below this: FAIL (uploads and the WAL need room)
 LOW_FREE_BYTES = 1024 ** 3  # below this: WARN
 OUTBOX_STALE_SECONDS = 900
+MIN_POSTGRES = 130000  # PostgreSQL 13
 
 
 class Doctor:
@@ -56,10 +57,13 @@ class Doctor:
 
     # --- the store -------------------------------------------------------------------------
     def store(self) -> list[Check]:
+        if is_postgres(self.config["DATABASE_URL"]):
+            return self.postgres()
         try:
             path = database_path(self.config["DATABASE_URL"])
         except ConfigError as e:
-            return [check("database", FAIL, str(e), "set LMS_BRIDGE_DATABASE_URL to sqlite:///PATH")]
+            return [check("database", FAIL, str(e), "set LMS_BRIDGE_DATABASE_URL to sqlite:///PATH or "
+                          "postgresql://USER:PASS@HOST:PORT/DB")]
         if not Path(path).exists():
             return [check("database", FAIL, f"no database at {path}", "run `lms-bridge init`")]
         try:
@@ -74,24 +78,66 @@ class Doctor:
         except sqlite3.Error as e:
             return [check("database", FAIL, f"{path}: {e}", "check the file's owner and mode (the service user "
                            "must read and write it and its directory)")]
-        checks = [check("database", OK, f"reachable at {path}")]
-        pending = pending_migrations(self.db)
-        checks.append(check("migrations", FAIL if pending else OK,
-                             f"{len(pending)} pending: {', '.join(pending)}" if pending else "current",
-                             "run `lms-bridge init` (the service refuses to start until you do)"))
+        checks = [check("database", OK, f"reachable at {path}"), self.migrations()]
         checks.append(check("WAL", OK if journal == "wal" else FAIL, f"journal_mode={journal}",
                              "keep the database on a local filesystem and run `lms-bridge init` to turn WAL on"))
         return checks
 
+    def postgres(self) -> list[Check]:
+        from ..db import pg
+
+        url = self.config["DATABASE_URL"]
+        try:
+            self.db = connect(url)
+            facts = opsq.postgres_facts(self.db)
+        except pg.Unreachable as e:
+            self.db = None
+            return [check("database", FAIL, str(e), "start PostgreSQL, or correct LMS_BRIDGE_DATABASE_URL (host, "
+                          "port, user, password, database) and the server's pg_hba.conf for this host")]
+        checks = [check("database", OK, f"reachable at {_pg_where(url)}")]
+        checks.append(check("PostgreSQL version", OK if facts["version_num"] >= MIN_POSTGRES else FAIL,
+                            facts["version"], "upgrade the server to PostgreSQL 13 or newer"))
+        checks.append(self.migrations())
+        checks.append(check("btree_gist", OK if facts["btree_gist"] else FAIL,
+                            f"extension {facts['btree_gist']}" if facts["btree_gist"] else "extension missing (the "
+                            "booking overlap constraints need it)", "as a superuser, in this database: CREATE "
+                            "EXTENSION btree_gist; then `lms-bridge init`"))
+        env_secret = bool(os.environ.get("LMS_BRIDGE_SECRET_KEY"))
+        checks.append(check("secret", OK if env_secret else WARN,
+                            "LMS_BRIDGE_SECRET_KEY is set" if env_secret else "from this server's data directory",
+                            "several servers must share one secret (launch tokens, sealed signing keys): set the "
+                            "same LMS_BRIDGE_SECRET_KEY on every server"))
+        return checks
+
+    def migrations(self) -> Check:
+        pending = pending_migrations(self.db)
+        return check("migrations", FAIL if pending else OK,
+                     f"{len(pending)} pending: {', '.join(pending)}" if pending else "current",
+                     "run `lms-bridge init` (the service refuses to start until you do)")
+
     # --- signing keys ----------------------------------------------------------------------
     def signing_keys(self) -> list[Check]:
-        from lti_config.keys import key_dir
+        from lti_config.keys import NoSigningKey, active_signing_key, in_database, key_dir
 
         active = opsq.active_key_count(self.db)
         if active != 1:
             fix = "run `lms-bridge init`" if active == 0 else "run `lms-bridge keys rotate` to leave one active key"
             return [check("signing keys", FAIL, f"{active} active keys (exactly one expected)", fix)]
         kid = q.active_tool_key(self.db)["kid"]
+        if in_database(self.db):
+            from ..db import keystore
+
+            sealed = keystore.sealed(self.db, kid) is not None
+            try:
+                active_signing_key(self.db, self.config["DATA_DIR"])
+            except NoSigningKey as e:
+                fix = ("set the same LMS_BRIDGE_SECRET_KEY on every server" if sealed else
+                       "run `lms-bridge init` on the server that holds the key file, or `lms-bridge keys rotate`")
+                return [check("signing keys", FAIL, str(e), fix)]
+            if not sealed:
+                return [check("signing keys", WARN, f"active key {kid} is only a file in {key_dir(self.config['DATA_DIR'])}"
+                              ": the other servers cannot sign", "run `lms-bridge init` here to seal it into the database")]
+            return [check("signing keys", OK, f"one active key {kid}, sealed in the database")]
         folder = key_dir(self.config["DATA_DIR"])
         pem = folder / f"{kid}.pem"
         if not pem.exists():
@@ -123,7 +169,8 @@ class Doctor:
         free = shutil.disk_usage(folder).free
         status = FAIL if free < self.min_free_bytes else WARN if free < self.low_free_bytes else OK
         return [check("data directory", status, f"{folder} writable, {free / 1024 ** 3:.1f} GiB free",
-                       f"free space on the filesystem of {folder} (uploads, the WAL and backups need room)")]
+                       f"free space on the filesystem of {folder} (uploads, "
+                       f"{'' if is_postgres(self.config['DATABASE_URL']) else 'the WAL, '}backups need room)")]
 
     # --- public URL ------------------------------------------------------------------------
     def _get(self, url: str, **kwargs) -> requests.Response:
@@ -203,6 +250,14 @@ class Doctor:
             return [check("outbox", WARN, detail, "the worker falls behind or waits on the platform: see "
                            "`lms-bridge outbox`")]
         return [check("outbox", OK, detail)]
+
+def _pg_where(url: str) -> str:
+    """host:port/database of a PostgreSQL URL, never its password."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url.replace("postgres://", "postgresql://", 1))
+    return f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
+
 
 def _loopback(host: str) -> bool:
     if host == "localhost":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..config import SETTINGS, database_path
+from ..config import SETTINGS, database_path, is_postgres
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Install:
     user: str
     group: str
     data_dir: str
-    database_dir: str
+    database_dir: str | None  # the SQLite file's directory; None on PostgreSQL (nothing local to grant)
     tool_url: str
     host: str = "127.0.0.1"
     port: int = 5000
@@ -35,7 +35,7 @@ class Install:
 
     @property
     def writable(self) -> list[str]:
-        return sorted({self.data_dir, self.database_dir})
+        return sorted({self.data_dir, *([self.database_dir] if self.database_dir else [])})
 
 
 def current_install(config: dict, *, user: str | None = None, host="127.0.0.1", port=5000, workers=2,
@@ -54,7 +54,11 @@ def current_install(config: dict, *, user: str | None = None, host="127.0.0.1", 
     if host in ("127.0.0.1", "::1", "localhost"):
         # Only a proxy on this host can reach a loopback bind: trust the one in the examples.
         env.setdefault("LMS_BRIDGE_TRUSTED_PROXIES", "1")
-    db_dir = str(Path(database_path(config["DATABASE_URL"])).resolve().parent)
+    if is_postgres(config["DATABASE_URL"]):
+        db_dir = None
+        env.setdefault("LMS_BRIDGE_DATABASE_URL", config["DATABASE_URL"])  # the services must find the same store
+    else:
+        db_dir = str(Path(database_path(config["DATABASE_URL"])).resolve().parent)
     return Install(executable=executable, user=user, group=group, data_dir=config["DATA_DIR"], database_dir=db_dir,
                    tool_url=config["TOOL_URL"], host=host, port=port, workers=workers,
                    max_upload_mb=int(config.get("MAX_UPLOAD_MB", 20)), environment=tuple(sorted(env.items())))
@@ -75,7 +79,7 @@ def _hardening(install: Install) -> str:
 
     ProtectHome hides /home and /root entirely unless the install lives there (then read-only)."""
     homes = ("/home/", "/root/", "/run/user/")
-    under_home = any(p.startswith(homes) for p in (install.executable, install.data_dir, install.database_dir))
+    under_home = any(p.startswith(homes) for p in (install.executable, *install.writable))
     return "\n".join([
         "NoNewPrivileges=true",
         "ProtectSystem=strict",
