@@ -1,4 +1,6 @@
-"""Booking under contention: many connections (threads and processes) race for the same seats."""
+"""Booking under contention: many connections (threads and processes) race for the same seats.
+
+Each test runs on the store under test: a SQLite file, or on the PostgreSQL run a fresh PostgreSQL database."""
 from __future__ import annotations
 
 import multiprocessing
@@ -11,10 +13,16 @@ import pytest
 from lms_bridge.booking import Overlap, SlotFull
 from lms_bridge.booking.service import Person, book
 from lms_bridge.db import booking as bq
-from lms_bridge.db import connect, migrate, ts, write_transaction
+from lms_bridge.db import IntegrityError, connect, migrate, ts, write_transaction
 from lms_bridge.db import lti as lti_q
 
+from conftest import fresh_database_url
+
 START = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
+
+
+def store(tmp_path) -> str:
+    return fresh_database_url() or str(tmp_path / "race.sqlite3")
 
 
 def seed(path: str, capacity: int, experts: int = 1) -> tuple[tuple, list[int]]:
@@ -51,7 +59,7 @@ def attempt(path: str, scope: tuple, slot_id: int, user: str, barrier=None) -> s
 
 
 def test_threads_racing_for_the_last_seats(tmp_path):
-    path = str(tmp_path / "race.sqlite3")
+    path = store(tmp_path)
     scope, (slot,) = seed(path, capacity=3)
     barrier = threading.Barrier(24)
     with ThreadPoolExecutor(24) as pool:
@@ -64,7 +72,7 @@ def test_threads_racing_for_the_last_seats(tmp_path):
 
 
 def test_one_participant_racing_for_overlapping_slots_gets_one(tmp_path):
-    path = str(tmp_path / "race.sqlite3")
+    path = store(tmp_path)
     scope, slots = seed(path, capacity=5, experts=8)
     barrier = threading.Barrier(len(slots))
     with ThreadPoolExecutor(len(slots)) as pool:
@@ -80,7 +88,7 @@ def _process_attempt(args):
 
 
 def test_processes_racing_for_the_last_seat(tmp_path):
-    path = str(tmp_path / "race.sqlite3")
+    path = store(tmp_path)
     scope, (slot,) = seed(path, capacity=1)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(6) as pool:
@@ -89,7 +97,7 @@ def test_processes_racing_for_the_last_seat(tmp_path):
 
 
 def test_an_expert_cannot_get_overlapping_slots(tmp_path):
-    path = str(tmp_path / "race.sqlite3")
+    path = store(tmp_path)
     scope, (slot,) = seed(path, capacity=1)
     db = connect(path)
     expert = bq.get_slot(db, slot)["expert_id"]
@@ -101,14 +109,12 @@ def test_an_expert_cannot_get_overlapping_slots(tmp_path):
 
 @pytest.mark.parametrize("capacity", [1, 2])
 def test_seat_count_never_exceeds_capacity_in_the_schema(tmp_path, capacity):
-    import sqlite3
-
-    path = str(tmp_path / "race.sqlite3")
+    path = store(tmp_path)
     _scope, (slot,) = seed(path, capacity=capacity)
     db = connect(path)
     for _ in range(capacity):
         assert bq.take_seat(db, slot)
     assert not bq.take_seat(db, slot)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         db.execute("UPDATE booking_slots SET booked = booked + 1 WHERE id = ?", [slot])
     db.close()

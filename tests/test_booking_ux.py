@@ -220,7 +220,7 @@ def test_staff_are_offered_i_am_an_expert_only_when_the_course_allows_it(client,
 
 def test_admin_home_shows_sync_health_and_links_to_outbox_and_platforms(client, lti, db, scope):
     now = datetime.now(timezone.utc)
-    with db.conn:
+    with db.atomic():
         due = outbox.enqueue(db, platform_id=scope[0], kind="ws_message", payload={"user_id": "5", "text": "x"})
         later = outbox.enqueue(db, platform_id=scope[0], kind="ws_message", payload={"user_id": "6", "text": "y"})
         failed = outbox.enqueue(db, platform_id=scope[0], kind="ws_message", payload={"user_id": "7", "text": "z"})

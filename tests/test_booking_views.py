@@ -4,12 +4,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from icalendar import Calendar
 
+from lms_bridge.db import IntegrityError
 from lms_bridge.db import booking as bq
 from lms_bridge.db import lti as lti_q
 
@@ -178,7 +178,7 @@ def test_database_refuses_overbooking_and_overlaps(client, lti, db, scope):
     token = become_expert(client, lti)
     publish(client, token, one_off=one_off_day(5, "10:00", "11:00"))
     (slot,) = slot_ids(db, scope)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         db.execute("UPDATE booking_slots SET booked = 2 WHERE id = ?", [slot])
     expert_id = bq.expert_by_user(db, scope, EXPERT)["id"]
     row = bq.get_slot(db, slot)

@@ -109,7 +109,7 @@ def test_browser_zone_is_used_when_the_lms_sends_none(live_server, browser):
     frame = open_activity(page, live_server, "learner3")
     frame.locator("#tz-name").wait_for(timeout=15000)
     db = connect(live_server.config["DATABASE_URL"])
-    with db.conn:
+    with db.atomic():
         db.execute("UPDATE launches SET timezone = NULL")
     db.close()
     frame.locator("form.filters button[type=submit]").click()  # any page of the tool, now without a zone

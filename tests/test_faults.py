@@ -91,7 +91,8 @@ WORKER = textwrap.dedent("""
     import sys
     from lms_bridge import create_app
     from lms_bridge.sync.worker import run_worker
-    app = create_app({"DATA_DIR": sys.argv[1], "TOOL_URL": sys.argv[2], "OUTBOX_LEASE_SECONDS": 1,
+    app = create_app({"DATA_DIR": sys.argv[1], "TOOL_URL": sys.argv[2], "DATABASE_URL": sys.argv[3],
+                      "OUTBOX_LEASE_SECONDS": 1,
                       "OUTBOX_BACKOFF_SECONDS": 0.05, "OUTBOX_POLL_SECONDS": 0.05, "OUTBOX_CONCURRENCY": 4})
     run_worker(app)
 """)
@@ -108,7 +109,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_duplicates_nothing(live_
         release(app, db, pid, user, 10 + n, 1)
         release(app, db, pid, user, 30 + n, 2)
         expected[user] = 30 + n
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, app.config["DATA_DIR"], app.config["TOOL_URL"]],
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, app.config["DATA_DIR"], app.config["TOOL_URL"],
+                               app.config["DATABASE_URL"]],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from conftest import fresh_database_url
 from lms_bridge.db import connect, migrate, utcnow, write_transaction
 from lms_bridge.db import lti as q
 from lms_bridge.db import outbox as ob
@@ -12,7 +13,8 @@ from lms_bridge.db import outbox as ob
 
 @pytest.fixture
 def db(tmp_path):
-    db = connect(str(tmp_path / "o.sqlite3"))
+    """A store of its own: a SQLite file, or on the PostgreSQL run a fresh PostgreSQL database."""
+    db = connect(fresh_database_url() or str(tmp_path / "o.sqlite3"))
     migrate(db)
     pid = q.add_platform(db, issuer="http://moodle.test", client_id="c", auth_login_url="http://moodle.test/a",
                          auth_token_url="http://moodle.test/t", key_set_url="http://moodle.test/k")

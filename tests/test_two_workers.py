@@ -1,6 +1,8 @@
-"""Login on one server process, launch on another: state and nonces live in the shared database."""
+"""Login on one server process, launch on another: state and nonces live in the shared database
+(SQLite's file, or on the PostgreSQL run one PostgreSQL database)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -8,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from conftest import form_fields, free_port
+from conftest import form_fields, free_port, fresh_database_url
 
 SERVER = """
 import sys
@@ -21,9 +23,10 @@ make_server("127.0.0.1", int(sys.argv[3]), app, threaded=True).serve_forever()
 """
 
 
-def start(data_dir, tool_url, port):
+def start(data_dir, tool_url, port, database_url=None):
+    env = dict(os.environ, **({"LMS_BRIDGE_DATABASE_URL": database_url} if database_url else {}))
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(data_dir), tool_url, str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 20
     while time.time() < deadline:
         try:
@@ -38,10 +41,11 @@ def start(data_dir, tool_url, port):
 def test_login_on_one_worker_launch_on_another(tmp_path):
     port_a, port_b = free_port(), free_port()
     tool_url = f"http://127.0.0.1:{port_a}"
-    a = start(tmp_path / "data", tool_url, port_a)
+    database_url = fresh_database_url()  # None on the SQLite run: both use the data directory's file
+    a = start(tmp_path / "data", tool_url, port_a, database_url)
     b = None
     try:
-        b = start(tmp_path / "data", tool_url, port_b)
+        b = start(tmp_path / "data", tool_url, port_b, database_url)
         browser = requests.Session()
         _, init = form_fields(browser.get(f"{tool_url}/sandbox/launch/5/4").text)
         login = browser.post(f"{tool_url}/lti/login", data=init, allow_redirects=False)

@@ -161,6 +161,20 @@ def write_transaction(db: sqlite_utils.Database):
         db.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def row_transaction(db):
+    """A write transaction whose correctness rests on row locks and constraints alone: conditional UPDATEs,
+    `ON CONFLICT` claims, leases checked in the WHERE clause. SQLite has one writer: `write_transaction`.
+    PostgreSQL: a plain transaction without the store-wide lock, so outbox workers (and the requests they
+    share the store with) never wait for each other there."""
+    if dialect(db) == "sqlite":
+        with write_transaction(db):
+            yield db
+        return
+    with db.atomic():
+        yield db
+
+
 def one(db: sqlite_utils.Database, sql: str, params=()) -> dict | None:
     """The first row as a dict, or None. A plain read: no savepoint around it, unlike `db.query`."""
     cur = db.conn.execute(sql, params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from . import execute_write, migration_set, one, parse_ts, ts, utcnow
+from . import migration_set, one, parse_ts, row_transaction, ts, utcnow
 from .schema import ddl
 
 migrations = migration_set("ops")
@@ -28,12 +28,13 @@ def m001_worker_heartbeats(db):
 def beat(db, worker_id: str, *, started_at, delivered: int, failed: int) -> None:
     """One row per worker process, refreshed each pass; rows silent for a day are dropped."""
     now = utcnow()
-    execute_write(db, "INSERT INTO worker_heartbeats (worker_id, started_at, beat_at, passes, delivered, failed)"
-                      " VALUES (?,?,?,1,?,?) ON CONFLICT(worker_id) DO UPDATE SET beat_at = excluded.beat_at,"
-                      " passes = worker_heartbeats.passes + 1, delivered = excluded.delivered,"
-                      " failed = excluded.failed",
-                  [worker_id, ts(started_at), ts(now), delivered, failed])
-    execute_write(db, "DELETE FROM worker_heartbeats WHERE beat_at < ?", [ts(now - timedelta(days=1))])
+    with row_transaction(db):  # a worker's own row: no store-wide lock on PostgreSQL
+        db.execute("INSERT INTO worker_heartbeats (worker_id, started_at, beat_at, passes, delivered, failed)"
+                   " VALUES (?,?,?,1,?,?) ON CONFLICT(worker_id) DO UPDATE SET beat_at = excluded.beat_at,"
+                   " passes = worker_heartbeats.passes + 1, delivered = excluded.delivered,"
+                   " failed = excluded.failed",
+                   [worker_id, ts(started_at), ts(now), delivered, failed])
+        db.execute("DELETE FROM worker_heartbeats WHERE beat_at < ?", [ts(now - timedelta(days=1))])
 
 
 def latest_beat(db) -> dict | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from . import migration_set, parse_ts, returning_id, ts, utcnow, write_transaction
+from . import dialect, migration_set, parse_ts, returning_id, row_transaction, ts, utcnow, write_transaction
 from .schema import ddl
 
 migrations = migration_set("outbox")
@@ -85,8 +85,14 @@ def claim(db, worker_id: str, *, limit: int, lease_seconds: float, now=None) -> 
     A job is skipped while an earlier job with its order_key is still pending (claimed or not), so a
     later grade never overtakes an earlier one; a job whose order_key has a later delivered job is
     superseded instead of sent. An expired lease (its worker died) makes the job claimable again.
+
+    SQLite has one writer at a time: the claim runs under its write lock. PostgreSQL claims with
+    `FOR UPDATE SKIP LOCKED` and no store-wide lock, so any number of workers on any number of machines
+    take disjoint jobs at once, none waiting for the rows another is claiming.
     """
     now = now or utcnow()
+    if dialect(db) == "postgresql":
+        return _claim_postgresql(db, worker_id, limit=limit, lease_seconds=lease_seconds, now=now)
     now_s, until = ts(now), ts(now + timedelta(seconds=lease_seconds))
     with write_transaction(db):
         # Walk due jobs in order on outbox_due; each check below is one probe of outbox_order or
@@ -120,9 +126,51 @@ def claim(db, worker_id: str, *, limit: int, lease_seconds: float, now=None) -> 
         return [_job(r) for r in db.query(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)]
 
 
+# The same rules as SQLite's claim, as one statement: the candidates are locked with SKIP LOCKED (a row
+# another worker is claiming, or an enqueue is superseding, is passed over, not waited for), and the lock
+# makes PostgreSQL check a row changed since the statement began against its committed version, so a job
+# claimed by another worker a moment ago is no longer due. Supersession and the claim are the UPDATE of
+# the locked rows; the ordering checks read the statement's snapshot, in which an earlier job of the same
+# order_key leaves 'pending' only once its outcome has committed.
+_PG_CLAIM = """
+WITH candidates AS (
+    SELECT id, (order_key IS NOT NULL AND EXISTS (SELECT 1 FROM outbox later
+        WHERE later.order_key = outbox.order_key AND later.id > outbox.id AND later.state = 'delivered')) AS superseded
+    FROM outbox
+    WHERE state = 'pending' AND next_attempt_at <= :now AND (claimed_until IS NULL OR claimed_until < :now)
+    AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox earlier
+        WHERE earlier.order_key = outbox.order_key AND earlier.id < outbox.id AND earlier.state = 'pending'))
+    AND (dedupe_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox earlier
+        WHERE earlier.dedupe_key = outbox.dedupe_key AND earlier.id < outbox.id AND earlier.state = 'pending'))
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox SET
+    state = CASE WHEN candidates.superseded THEN 'superseded' ELSE 'pending' END,
+    claimed_by = CASE WHEN candidates.superseded THEN NULL ELSE :worker END,
+    claimed_until = CASE WHEN candidates.superseded THEN NULL ELSE :until END,
+    attempts = CASE WHEN candidates.superseded THEN outbox.attempts ELSE outbox.attempts + 1 END
+FROM candidates WHERE outbox.id = candidates.id
+RETURNING outbox.*
+"""
+
+
+def _claim_postgresql(db, worker_id: str, *, limit: int, lease_seconds: float, now) -> list[dict]:
+    params = {"now": ts(now), "until": ts(now + timedelta(seconds=lease_seconds)), "worker": worker_id,
+              "limit": limit}
+    rows = list(db.query(_PG_CLAIM, params))  # one statement: atomic by itself, no store-wide lock
+    jobs = sorted((_job(r) for r in rows if r["state"] == "pending"), key=lambda j: j["id"])
+    if rows and not jobs:  # superseded jobs may have held back later ones with their order key: look again
+        return _claim_postgresql(db, worker_id, limit=limit, lease_seconds=lease_seconds, now=now)
+    return jobs
+
+
 def _finish(db, job_id: int, worker_id: str, sql: str, params: list) -> bool:
-    """Apply an outcome only while `worker_id` still holds the claim (a lost lease means another took it)."""
-    with write_transaction(db):
+    """Apply an outcome only while `worker_id` still holds the claim (a lost lease means another took it).
+
+    One conditional UPDATE: the row lock and the WHERE clause decide, so no store-wide lock is needed."""
+    with row_transaction(db):
         cur = db.execute(f"UPDATE outbox SET {sql}, claimed_by = NULL, claimed_until = NULL"
                          " WHERE id = ? AND claimed_by = ? AND state = 'pending'", [*params, job_id, worker_id])
     return cur.rowcount == 1
@@ -186,12 +234,13 @@ def sync_health(db, platform_id: int, now=None) -> dict:
     Counts read the (state, next_attempt_at) index; the last delivery looks at the newest delivered rows only."""
     now = now or utcnow()
     row = next(db.query(
-        "SELECT SUM(state = 'pending' AND next_attempt_at <= ?) AS due, SUM(state = 'pending' AND next_attempt_at > ?)"
-        " AS waiting, SUM(state = 'failed') AS failed, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest"
+        "SELECT COUNT(*) FILTER (WHERE state = 'pending' AND next_attempt_at <= ?) AS due,"
+        " COUNT(*) FILTER (WHERE state = 'pending' AND next_attempt_at > ?) AS waiting,"
+        " COUNT(*) FILTER (WHERE state = 'failed') AS failed, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest"
         " FROM outbox WHERE state IN ('pending', 'failed') AND platform_id = ?", [ts(now), ts(now), platform_id]))
     last = next(db.query(
         "SELECT MAX(delivered_at) AS at FROM (SELECT delivered_at FROM outbox WHERE state = 'delivered'"
-        " AND platform_id = ? ORDER BY id DESC LIMIT 100)", [platform_id]))
+        " AND platform_id = ? ORDER BY id DESC LIMIT 100) latest", [platform_id]))
     oldest = parse_ts(row["oldest"])
     return {"due": row["due"] or 0, "waiting": row["waiting"] or 0, "failed": row["failed"] or 0,
             "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,

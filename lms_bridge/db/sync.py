@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from . import migration_set, ts, utcnow, write_transaction
+from . import migration_set, row_transaction, ts, utcnow
 from .schema import ddl
 
 migrations = migration_set("sync")
@@ -103,7 +103,7 @@ def remember_link_lineitem(db, platform_id: int, context_id: str, resource_link_
     """Store what a launch said; writes only when it changed (a page view stays read-only). True when written."""
     if link_lineitem(db, platform_id, context_id, resource_link_id) == lineitem_url:
         return False
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("INSERT INTO sync_link_lineitems (platform_id, context_id, resource_link_id, activity,"
                    " lineitem_url, updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT(platform_id, context_id,"
                    " resource_link_id) DO UPDATE SET activity = COALESCE(excluded.activity, sync_link_lineitems.activity),"
@@ -135,7 +135,7 @@ def get_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag
 
 
 def set_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str, lineitem_url: str) -> None:
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("INSERT INTO sync_lineitems (platform_id, lineitems_url, resource_id, tag,"
                    " lineitem_url, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT (platform_id, lineitems_url,"
                    " resource_id, tag) DO UPDATE SET lineitem_url = excluded.lineitem_url, created_at = excluded.created_at",
@@ -156,12 +156,14 @@ def claim_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, t
                    now=None) -> bool:
     """Only one worker, in any process, finds or creates a given line item at a time.
 
-    A claim taken for an outbox job holds exactly while that worker holds the job's lease: once the lease
+    The claim is the row itself: its primary key lets one INSERT win, on SQLite under the store's single
+    writer and on PostgreSQL under any number of concurrent workers (no store-wide lock is taken there; a
+    second INSERT waits for the first to commit and then does nothing). A claim taken for an outbox job holds exactly while that worker holds the job's lease: once the lease
     runs out (the worker died mid-call) or the job is finished, the next worker takes the claim over at
     once. A claim without a job is taken over after `stale_after`."""
     now = now or utcnow()
     key = [platform_id, lineitems_url, resource_id, tag]
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("DELETE FROM sync_lineitem_claims WHERE platform_id = ? AND lineitems_url = ? AND resource_id = ?"
                    " AND tag = ? AND CASE WHEN job_id IS NULL THEN claimed_at < ? ELSE NOT EXISTS ("
                    "  SELECT 1 FROM outbox o WHERE o.id = sync_lineitem_claims.job_id AND o.state = 'pending'"
@@ -174,14 +176,14 @@ def claim_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, t
 
 
 def release_lineitem(db, platform_id: int, lineitems_url: str, resource_id: str, tag: str) -> None:
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("DELETE FROM sync_lineitem_claims WHERE platform_id = ? AND lineitems_url = ? AND resource_id = ?"
                    " AND tag = ?", [platform_id, lineitems_url, resource_id, tag])
 
 
 def forget_lineitem(db, platform_id: int, lineitem_url: str) -> None:
     """A cached line item the LMS no longer has (deleted column): find or create it again next time."""
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("DELETE FROM sync_lineitems WHERE platform_id = ? AND lineitem_url = ?", [platform_id, lineitem_url])
         db.execute("DELETE FROM sync_link_lineitems WHERE platform_id = ? AND lineitem_url = ?",
                    [platform_id, lineitem_url])
@@ -195,7 +197,7 @@ def get_cmid(db, platform_id: int, instance_id: str) -> int | None:
 
 
 def set_cmid(db, platform_id: int, instance_id: str, cmid: int, course_id: int) -> None:
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("INSERT INTO sync_cmids (platform_id, instance_id, cmid, course_id, created_at)"
                    " VALUES (?,?,?,?,?) ON CONFLICT (platform_id, instance_id) DO UPDATE SET cmid = excluded.cmid,"
                    " course_id = excluded.course_id, created_at = excluded.created_at", [platform_id, str(instance_id), cmid, course_id, ts()])
@@ -209,14 +211,14 @@ def get_event(db, platform_id: int, course_id, key: str) -> dict | None:
 
 def mark_event_creating(db, platform_id: int, course_id, key: str, fingerprint: str) -> None:
     """Written before the create call: a retry after a crash looks the event up instead of duplicating it."""
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("INSERT INTO sync_events (platform_id, course_id, key, creating, updated_at) VALUES (?,?,?,?,?)"
                    " ON CONFLICT(platform_id, course_id, key) DO UPDATE SET creating = excluded.creating,"
                    " updated_at = excluded.updated_at", [platform_id, str(course_id), key, fingerprint, ts()])
 
 
 def set_event(db, platform_id: int, course_id, key: str, event_id: int, fingerprint: str) -> None:
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("INSERT INTO sync_events (platform_id, course_id, key, event_id, fingerprint, updated_at)"
                    " VALUES (?,?,?,?,?,?) ON CONFLICT(platform_id, course_id, key) DO UPDATE SET"
                    " event_id = excluded.event_id, fingerprint = excluded.fingerprint, creating = NULL,"
@@ -230,7 +232,7 @@ def last_score_sent(db, order_key: str) -> dict | None:
 
 def set_score_sent(db, order_key: str, job_id: int, sent_timestamp: str) -> None:
     """Only move forward: a late duplicate of an older job never rewinds what was sent."""
-    with write_transaction(db):
+    with row_transaction(db):
         db.execute("INSERT INTO sync_score_times (order_key, job_id, sent_timestamp) VALUES (?,?,?)"
                    " ON CONFLICT(order_key) DO UPDATE SET job_id = excluded.job_id,"
                    " sent_timestamp = excluded.sent_timestamp WHERE excluded.job_id >= sync_score_times.job_id",

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ..db import connect, utcnow, write_transaction
+from ..db import connect, row_transaction, utcnow
 from ..db import lti as q
 from ..db import outbox as ob
 from .handlers import HANDLERS, Delivery, GiveUp, Retry, Waiting, explain
@@ -119,7 +119,7 @@ class Deliverer:
             return self._record(db, job, "failed", ob.mark_failed(db, job["id"], self.worker_id, str(exc)), str(exc))
         except Exception as exc:  # a bug or an unexpected answer: retry with backoff, then fail visibly
             return self._retry(db, job, f"{type(exc).__name__}: {exc}", None)
-        with write_transaction(db):  # the outcome and what the handler learned commit together
+        with row_transaction(db):  # the outcome and what the handler learned commit together
             owned = ob.mark_delivered(db, job["id"], self.worker_id, note)
             if owned:
                 for remember in delivery.on_delivered:
