@@ -10,7 +10,7 @@ from lms_bridge.db import connect, migrate, ts, utcnow, write_transaction
 from lms_bridge.db import dashboard as dq
 from lms_bridge.db import lti as lq
 from lms_bridge.db import projects as q
-from tests.conftest import fresh_database_url
+from conftest import fresh_database_url
 
 SCOPE = (1, "1", "2")
 OTHER = (1, "1", "9")  # a second course on the same platform must never leak into the first

@@ -228,8 +228,9 @@ def _params(scope, stages, due: dict, now: str) -> dict:
 def grid(db, scope, stages, due: dict, now: str, user_ids=None) -> list[dict]:
     """Grid rows in name order: of `user_ids` only, or of the whole course (the CSV export)."""
     pg = dialect(db) == "postgresql"
-    users = "jsonb_array_elements_text(CAST(:users AS jsonb))" if pg else "value FROM json_each(:users)"
-    only = f"AND r.user_id IN (SELECT {users})" if user_ids is not None else ""
+    users = ("= ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(:users AS jsonb))))" if pg  # a probe of the key per id
+             else "IN (SELECT value FROM json_each(:users))")
+    only = f"AND r.user_id {users}" if user_ids is not None else ""
     params = _params(scope, stages, due, now)
     if user_ids is not None:
         params["users"] = json.dumps(list(user_ids))
