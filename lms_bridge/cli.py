@@ -17,7 +17,12 @@ def _app(**overrides):
 
 
 def _db(app):
-    return connect(app.config["DATABASE_URL"])
+    """A connection for the running command, closed when the command ends (a caller may close it sooner)."""
+    db = connect(app.config["DATABASE_URL"])
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(db.close)
+    return db
 
 
 def prepare(app) -> list[str]:

@@ -73,7 +73,7 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-_origins_cache: dict[str, tuple[float, str, frozenset]] = {}
+_origins_cache: dict[tuple[str, str], tuple[float, str, frozenset]] = {}
 
 
 def invalidate_origins() -> None:
@@ -84,19 +84,20 @@ def invalidate_origins() -> None:
 def frame_ancestors() -> str:
     """'self' and every registered platform's origin (issuer and login URL), cached for ORIGINS_TTL, and
     read again at once when this request's launch comes from a platform the cache does not know yet."""
-    key = current_app.config["DATABASE_URL"]
+    # per app as well as per store: tests reuse a PostgreSQL database (same URL) with new platforms in it
+    key = (current_app.config["DATABASE_URL"], current_app.extensions["lms_bridge_instance"])
     hit = _origins_cache.get(key)
     now = time.monotonic()
     launch = g.get("launch")
     if hit and now - hit[0] < ORIGINS_TTL and (launch is None or launch.platform_id in hit[2]):
         return hit[1]
     from .db import get_db
+    from .db.lti import active_platform_origins
 
     origins, ids = set(), set()
-    # pending (unapproved) and retired registrations may not frame the tool
-    for row in get_db().execute("SELECT id, issuer, auth_login_url FROM platforms WHERE status = 'active'"):
-        ids.add(row[0])
-        for url in row[1:]:
+    for row in active_platform_origins(get_db()):
+        ids.add(row["id"])
+        for url in (row["issuer"], row["auth_login_url"]):
             o = origin_of(url)
             if o and o != current_app.extensions["lms_bridge_origin"] and not any(c in o for c in " ;,'"):
                 origins.add(o)
@@ -130,6 +131,7 @@ def _headers(resp):
 
 def init_app(app) -> None:
     app.extensions["lms_bridge_origin"] = origin_of(app.config["TOOL_URL"]) or ""
+    app.extensions["lms_bridge_instance"] = secrets.token_hex(8)
     app.before_request(_check_same_site)
     app.after_request(_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

@@ -83,7 +83,7 @@ def test_a_launch_from_a_platform_the_cache_does_not_know_refreshes_it(app, clie
     assert "https://other.example.org" not in policy(
         client.get("/app/projects/", query_string={"lt": token}))["frame-ancestors"]
     db.execute("UPDATE launches SET platform_id = 2")  # a launch of the newly registered platform
-    db.commit()
+    db.conn.commit()
     assert "https://other.example.org" in policy(
         client.get("/app/projects/", query_string={"lt": token}))["frame-ancestors"]
 

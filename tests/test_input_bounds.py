@@ -48,7 +48,7 @@ def test_stored_deadline_in_year_9999_does_not_break_any_page(client, lti, db, s
                        ("project_report", "0001-01-01T00:00:00.000000+00:00")):
         db.execute("INSERT INTO deadlines (platform_id, deployment_id, context_id, stage, due_at, cutoff_at)"
                    " VALUES (?,?,?,?,?,?)", [*scope, stage, due, due])
-    db.commit()
+    db.conn.commit()
     for user in (LINA, TEUEA):  # Asia/Jakarta and Pacific/Tarawa: both east of UTC, past year 9999
         token = lti.launch(user=user)
         for path in ("/app/projects/", "/app/projects/stage/project_plan", "/app/projects/stage/project_report"):
@@ -106,10 +106,10 @@ def test_stored_huge_notice_does_not_break_expert_or_booking_pages(client, lti, 
     token = _become_expert(client, lti)
     assert client.post("/consultations/availability", data=_availability(token)).status_code == 303
     db.execute("INSERT INTO booking_settings (platform_id, deployment_id, context_id, cancel_deadline_hours,"
-               " min_notice_minutes, updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+               " min_notice_minutes, updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id) DO UPDATE SET"
                " cancel_deadline_hours = excluded.cancel_deadline_hours, min_notice_minutes = excluded.min_notice_minutes",
                [*scope, 999999999999, 999999999999, "2026-01-01T00:00:00+00:00"])
-    db.commit()
+    db.conn.commit()
     expert_id = db.execute("SELECT id FROM booking_experts").fetchone()[0]
     slot_id = db.execute("SELECT id FROM booking_slots").fetchone()[0]
     lina = lti.launch(user=LINA, activity="consultations")

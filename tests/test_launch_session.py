@@ -59,7 +59,8 @@ def test_a_launch_older_than_the_maximum_age_is_refused_even_when_active(app, cl
     token = lti.launch(user="5")
     db = connect(app.config["DATABASE_URL"])
     db.execute("UPDATE launches SET created_at = ?", [ts(utcnow() - timedelta(hours=12, minutes=1))])
-    db.commit()
+    db.conn.commit()
+    db.close()
     assert client.get("/app/projects/", query_string={"lt": token}).status_code == 401
 
 

@@ -60,11 +60,20 @@ def seed_person(app, client, lti, user="5"):
     return token
 
 
+def cli_env(app) -> dict:
+    """The command line on the app's own store (its data folder, and its PostgreSQL database on that run)."""
+    return {"LMS_BRIDGE_DATA": app.config["DATA_DIR"], "LMS_BRIDGE_DATABASE_URL": app.config["DATABASE_URL"]}
+
+
+def tool_tables(db) -> dict[str, list[str]]:
+    """The tool's tables and their columns, on either store (the sandbox LMS's own left out: it plays Moodle)."""
+    return {t: cols for t, cols in pdb.table_columns(db).items() if not t.startswith("sb_")}
+
+
 def all_text(db) -> str:
     """Every value of every table except the sandbox LMS's own (it plays Moodle, not the tool)."""
     out = []
-    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sb_%'"
-                               " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '%fts_%'"):
+    for table in tool_tables(db):
         for row in db.execute(f"SELECT * FROM {table}"):
             out.append(" ".join(str(v) for v in row))
     return "\n".join(out)
@@ -77,7 +86,7 @@ def test_export_holds_every_area_of_one_person_and_nothing_of_another(app, clien
     other = lti.launch(user="6")
     post_stage(client, other, data=dict(PLAN, title="Teuea's seawall plan"))
     result = CliRunner().invoke(main, ["privacy", "export", "--issuer", issuer_of(app), "--user", "5",
-                                       "--out", str(tmp_path / "out")], env={"LMS_BRIDGE_DATA": app.config["DATA_DIR"]})
+                                       "--out", str(tmp_path / "out")], env=cli_env(app))
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     names = {p.name for p in out.iterdir()}
@@ -100,13 +109,13 @@ def test_erase_leaves_no_trace_of_the_person_and_keeps_the_group_members_work(ap
     db = db_of(app)
     pid = q.project_of(db, SCOPE, "5")["id"]
     with write_transaction(db):  # a group of two, whatever the plan's state allows in the form
-        db.execute("INSERT OR IGNORE INTO project_members VALUES (?,?,?,?,?,?)", [pid, *SCOPE, "6", "coauthor"])
+        db.execute("INSERT INTO project_members VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", [pid, *SCOPE, "6", "coauthor"])
     lti.launch(user="6")
     uploads = Path(app.config["DATA_DIR"]) / "uploads"
     files_before = sorted(uploads.iterdir())
 
     result = CliRunner().invoke(main, ["privacy", "erase", "--issuer", issuer_of(app), "--user", "5", "--yes"],
-                                env={"LMS_BRIDGE_DATA": app.config["DATA_DIR"]})
+                                env=cli_env(app))
     assert result.exit_code == 0, result.output
     assert "group_projects_left: 1" in result.output and "record of truth" in result.output
 
@@ -114,13 +123,11 @@ def test_erase_leaves_no_trace_of_the_person_and_keeps_the_group_members_work(ap
     text = all_text(db)
     for word in LINA + ("lina@example.org",):
         assert word not in text, word
-    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sb_%'"
-                               " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '%fts_%'"):
-        cols = [r[1] for r in db.execute(f"PRAGMA table_info('{table}')")]
+    for table, cols in tool_tables(db).items():
         for col in USER_ID_COLUMNS & set(cols):
             hits = db.execute(f"SELECT count(*) FROM {table} WHERE {col} IN ('5', 'user:5')").fetchone()[0]
             assert hits == 0, (table, col)
-    assert db.execute("SELECT count(*) FROM outbox WHERE json_extract(payload, '$.user_id') = '5'").fetchone()[0] == 0
+    assert not [r for r in db.query("SELECT payload FROM outbox") if json.loads(r["payload"]).get("user_id") == "5"]
     project = q.project_of(db, SCOPE, "6")
     assert project["id"] == pid and project["owner_id"] == "6"  # the co-author keeps the work
     assert q.submission(db, pid, "project_plan")["data"]["title"] == PLAN["title"]
@@ -148,7 +155,7 @@ def test_erasing_a_group_member_who_withheld_nothing_keeps_the_library_consisten
 
 def test_unknown_site_is_a_one_line_error(app):
     result = CliRunner().invoke(main, ["privacy", "erase", "--issuer", "https://nowhere.example", "--user", "5",
-                                       "--yes"], env={"LMS_BRIDGE_DATA": app.config["DATA_DIR"]})
+                                       "--yes"], env=cli_env(app))
     assert result.exit_code != 0 and "No LMS with issuer" in result.output
 
 
@@ -194,7 +201,7 @@ def test_retention_removes_expired_courses_only_and_keeps_published_practices_an
 def test_retention_command_reports_before_it_removes(app, client, lti):
     lti.launch(user="5")
     age_course(db_of(app), "2", days=800)
-    env = {"LMS_BRIDGE_DATA": app.config["DATA_DIR"]}
+    env = cli_env(app)
     report = CliRunner().invoke(main, ["privacy", "retention"], env=env)
     assert report.exit_code == 0 and "to remove" in report.output
     assert db_of(app).execute("SELECT count(*) FROM launches").fetchone()[0] == 1
@@ -235,6 +242,7 @@ PERSONAL_HINT = re.compile(r"(^|_)(user_id|owner_id|participant_id|author_id|act
 NOT_PERSONAL = {  # tables whose matching columns hold no person's data, with the reason
     "platforms": "an LMS site's name", "tool_keys": "keys", "sync_lineitems": "gradebook columns",
     "worker_heartbeats": "worker ids", "privacy_runs": "task runs", "_sqlite_migrations": "migration names",
+    "_lms_bridge_migrations": "migration names (PostgreSQL's record)",
     "demo_seeds": "names of demo seed functions",
 }
 
@@ -246,9 +254,7 @@ def test_data_map_covers_every_table_with_personal_columns(app):
     data_map = readme[readme.index("## Personal data"):]
     data_map = data_map[:data_map.index("\n## ", 5)]
     missing_code, missing_doc = [], []
-    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sb_%'"
-                               " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '%fts_%'"):
-        cols = [r[1] for r in db.execute(f"PRAGMA table_info('{table}')")]
+    for table, cols in tool_tables(db).items():
         if table in NOT_PERSONAL or not any(PERSONAL_HINT.search(c) for c in cols):
             continue
         if table not in covered:

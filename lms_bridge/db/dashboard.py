@@ -10,6 +10,7 @@ time and on extensions) is the unsubmitted count corrected for the few participa
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -166,6 +167,39 @@ def ensure_stages(db, stages) -> None:
             for statement in _refresh(("?", "?", "?"), "IS NOT NULL", pg=dialect(db) == "postgresql").split(";"):
                 if statement.strip():
                     db.execute(statement, list(course))
+
+
+# The per-row triggers that keep the facets (on the tables they watch) and the counters (on dash_facets).
+TRIGGERS = (("roster", "dash_roster_in"), ("roster", "dash_roster_up"), ("roster", "dash_roster_out"),
+            ("project_members", "dash_member_in"), ("project_members", "dash_member_up"),
+            ("project_members", "dash_member_out"), ("projects", "dash_project_up"),
+            ("submissions", "dash_submission_in"), ("submissions", "dash_submission_up"),
+            ("submissions", "dash_submission_out"), ("dash_facets", "dash_count_in"), ("dash_facets", "dash_count_out"))
+
+
+@contextlib.contextmanager
+def bulk_load(db):
+    """Load many rows inside the caller's transaction (`lms-bridge db copy`). SQLite's triggers keep the facets as
+    the rows arrive. On PostgreSQL they are off meanwhile: in one transaction every counter row would be rewritten
+    thousands of times (each version kept until COMMIT, each update walking them all); the facets are then rebuilt
+    per course by the triggers' own statements and the counters counted from them, in the same transaction."""
+    if dialect(db) != "postgresql":
+        yield
+        return
+    for table, name in TRIGGERS:
+        db.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
+    yield
+    db.execute("DELETE FROM dash_facets")
+    db.execute("DELETE FROM dash_counts")
+    for course in db.execute("SELECT DISTINCT platform_id, deployment_id, context_id FROM roster").fetchall():
+        for statement in _refresh(("?", "?", "?"), "IS NOT NULL", pg=True).split(";"):
+            if statement.strip():
+                db.execute(statement, list(course))
+    db.execute("INSERT INTO dash_counts (platform_id, deployment_id, context_id, country, stage, facet, n)"
+               " SELECT platform_id, deployment_id, context_id, country, stage, facet, count(*) FROM dash_facets"
+               " GROUP BY platform_id, deployment_id, context_id, country, stage, facet")
+    for table, name in TRIGGERS:
+        db.execute(f"ALTER TABLE {table} ENABLE TRIGGER {name}")
 
 
 # --- one page --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def set_launch_locale(db, launch_id: str, locale: str) -> None:
 def remember_person_locale(db, platform_id: int, user_id: str, locale: str) -> None:
     _write(db, "INSERT INTO person_locales (platform_id, user_id, locale, updated_at) VALUES (?,?,?,?)"
                " ON CONFLICT (platform_id, user_id) DO UPDATE SET locale = excluded.locale,"
-               " updated_at = excluded.updated_at WHERE locale != excluded.locale", [platform_id, user_id, locale, ts()])
+               " updated_at = excluded.updated_at WHERE person_locales.locale != excluded.locale", [platform_id, user_id, locale, ts()])
 
 
 def person_locale(db, platform_id: int, user_id: str) -> str | None:

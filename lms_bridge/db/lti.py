@@ -1,10 +1,11 @@
 """Queries for platforms, deployments, keys, login state, nonces, launches and access tokens."""
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import timedelta
 
-from . import IntegrityError
+from . import IntegrityError, dialect
 from . import execute_write as _write, returning_id
 from . import one, parse_ts, ts, utcnow, write_transaction
 
@@ -67,6 +68,13 @@ def find_platform(db, issuer: str, client_id: str | None = None, deployment_id: 
     return rows[0] if len(rows) == 1 else None
 
 
+def active_platform_origins(db) -> list[dict]:
+    """id, issuer and login URL of every active platform: the pages' frame-ancestors (pending and retired
+    registrations may not frame the tool)."""
+    return [dict(r) for r in db.query("SELECT id, issuer, auth_login_url FROM platforms WHERE status = 'active'"
+                                      " ORDER BY id")]
+
+
 def issuer_known(db, issuer: str) -> bool:
     return one(db, "SELECT 1 AS known FROM platforms WHERE issuer = ? LIMIT 1", [issuer]) is not None
 
@@ -125,6 +133,23 @@ def save_state(db, *, state, nonce, platform_id, target_link_uri, storage_target
 
 def get_state(db, state: str) -> dict | None:
     return one(db, "SELECT * FROM oidc_states WHERE state = ?", [state])
+
+
+@contextlib.contextmanager
+def launch_transaction(db):
+    """The one transaction a launch commits in: state used, nonce burnt, launch stored.
+
+    The database decides a race, not Python: the state row's `used_at IS NULL` condition (a second UPDATE of
+    the row waits for the first transaction and then finds it used) and the nonce's primary key (a second
+    INSERT waits and then violates it). SQLite takes its write lock up front (BEGIN IMMEDIATE) as every write
+    there does; PostgreSQL needs no store-wide lock, so launches on any number of servers run side by side.
+    """
+    if dialect(db) == "postgresql" and not db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    with write_transaction(db):
+        yield db
 
 
 def consume_state(db, state: str) -> bool:

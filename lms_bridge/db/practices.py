@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 
-from . import migration_set, one, returning_id, ts
+from . import dialect, migration_set, one, returning_id, ts
+from . import projects as _projects  # noqa: F401  (its tables come first: entries reference projects)
 from .schema import ddl
 
 migrations = migration_set("practices")
@@ -28,24 +30,40 @@ def site_token(issuer: str) -> str:
     return tag_token("site", issuer)
 
 
-# PostgreSQL's form of the FTS5 index: the same columns in a table keyed by `rowid` (the entry's id), and a
-# weighted tsvector of them (title first, then summary, then place, then the rest; tags as bare tokens).
-PG_FTS = """
+# PostgreSQL's form of the FTS5 index: the same columns in a table keyed by `rowid` (the entry's id), a weighted
+# tsvector of the words (title A; summary and place B; problem, approach, results, lessons C; challenges and
+# what_next D; tags never) and the site and filter tokens in a tsvector of their own, both under GIN.
+# Words are tokenised as FTS5's unicode61 does: every ASCII punctuation character (underscore included) separates
+# words (PostgreSQL's parser would otherwise keep 'e-mail', 'www.x.org' or '3.5' whole), case is folded, and the
+# `unaccent` dictionary removes diacritics (a trusted contrib extension, like booking's btree_gist). A filler
+# lexeme that no query can name sits between columns, so a phrase never spans two columns (as in FTS5).
+# practices_site ends with the id, as SQLite's index does implicitly: newest first without a sort.
+PG_PUNCTUATION = r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""
+PG_COLUMNS = (("title", "A"), ("summary", "B"), ("place", "B"), ("problem", "C"), ("approach", "C"),
+              ("results", "C"), ("lessons", "C"), ("challenges", "D"), ("what_next", "D"))
+PG_WORDS = " || '''|'':1'::tsvector || ".join(
+    f"setweight(to_tsvector('lb_words', lb_fts_text({column})), '{weight}')" for column, weight in PG_COLUMNS)
+PG_FTS = f"""
+CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE TEXT SEARCH CONFIGURATION lb_words (COPY = simple);
+ALTER TEXT SEARCH CONFIGURATION lb_words ALTER MAPPING FOR asciiword, word, numword, asciihword, hword, numhword,
+    hword_asciipart, hword_part, hword_numpart WITH unaccent, simple;
+CREATE FUNCTION lb_fts_text(t text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT translate(t, '{PG_PUNCTUATION.replace("'", "''")}', '{" " * len(PG_PUNCTUATION)}')
+$$;
 CREATE TABLE practices_fts (
     rowid BIGINT PRIMARY KEY,
     title TEXT NOT NULL DEFAULT '', summary TEXT NOT NULL DEFAULT '', problem TEXT NOT NULL DEFAULT '',
     approach TEXT NOT NULL DEFAULT '', results TEXT NOT NULL DEFAULT '', lessons TEXT NOT NULL DEFAULT '',
     challenges TEXT NOT NULL DEFAULT '', what_next TEXT NOT NULL DEFAULT '', place TEXT NOT NULL DEFAULT '',
     tags TEXT NOT NULL DEFAULT '',
-    words tsvector GENERATED ALWAYS AS (
-        setweight(to_tsvector('simple', title), 'A') || setweight(to_tsvector('simple', summary), 'B')
-        || setweight(to_tsvector('simple', place), 'B')
-        || setweight(to_tsvector('simple', problem || ' ' || approach || ' ' || results || ' ' || lessons), 'C')
-        || setweight(to_tsvector('simple', challenges || ' ' || what_next), 'D')) STORED,
+    words tsvector GENERATED ALWAYS AS ({PG_WORDS}) STORED,
     tokens tsvector GENERATED ALWAYS AS (to_tsvector('simple', tags)) STORED
 );
 CREATE INDEX practices_fts_words ON practices_fts USING gin (words);
 CREATE INDEX practices_fts_tokens ON practices_fts USING gin (tokens);
+DROP INDEX practices_site;
+CREATE INDEX practices_site ON practices (issuer, state, published_at, id);
 """
 
 
@@ -199,18 +217,24 @@ def search(db, issuer: str | None, *, query: str = "", filters: dict[str, str] |
            limit: int = 20, offset: int = 0) -> tuple[list[dict], int]:
     """Published entries of a site (every site when `issuer` is None): one FTS5 MATCH over the words (`query`,
     already an FTS expression) and the site and filter tokens, ranked by bm25 with words, newest first without.
-    The index holds published entries only. Returns (page, total)."""
-    terms = [f'tags : "{tag_token(k, v)}"' for k, v in sorted((filters or {}).items())]
-    if query:
-        terms.append(f"{TEXT_COLUMNS} : ({query})")
-    if not terms:  # no criteria: newest first, straight from the (issuer, state, published_at) index
+    The index holds published entries only. Returns (page, total).
+
+    On PostgreSQL the same expression becomes a tsquery on `words` (see `pg_tsquery`), the tokens one on `tokens`,
+    and ts_rank_cd (weights as bm25's, by column class) ranks, newest first among equals."""
+    tokens = [tag_token(k, v) for k, v in sorted((filters or {}).items())]
+    if not tokens and not query:  # no criteria: newest first, straight from the (issuer, state, published_at) index
         site, params = ("issuer = ? AND ", [issuer]) if issuer is not None else ("", [])
         total = db.execute(f"SELECT count(*) FROM practices WHERE {site}state = 'published'", params).fetchone()[0]
         rows = db.query(f"SELECT * FROM practices WHERE {site}state = 'published'"
                         " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", params + [limit, offset])
         return [_entry(r) for r in rows], total
     if issuer is not None:
-        terms.insert(0, f'tags : "{site_token(issuer)}"')
+        tokens.insert(0, site_token(issuer))
+    if dialect(db) == "postgresql":
+        return _search_pg(db, tokens, query, limit, offset)
+    terms = [f'tags : "{t}"' for t in tokens]
+    if query:
+        terms.append(f"{TEXT_COLUMNS} : ({query})")
     match = " AND ".join(terms)
     total = db.execute("SELECT count(*) FROM practices_fts WHERE practices_fts MATCH ?", [match]).fetchone()[0]
     if query:
@@ -222,6 +246,84 @@ def search(db, issuer: str | None, *, query: str = "", filters: dict[str, str] |
     rows = db.query("SELECT * FROM practices WHERE id IN (SELECT rowid FROM practices_fts WHERE practices_fts MATCH ?)"
                     " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", [match, limit, offset])
     return [_entry(r) for r in rows], total
+
+
+# bm25's column weights (title 10, summary 6, place 4, the body 2, challenges and what next 1) as ts_rank_cd's
+# weights of the classes D, C, B, A; normalisation 1 divides by the log of the entry's length, as bm25 does.
+PG_RANK = "ts_rank_cd('{0.1, 0.2, 0.5, 1.0}', f.words, to_tsquery('lb_words', ?), 1)"
+
+
+def _search_pg(db, tokens: list[str], query: str, limit: int, offset: int) -> tuple[list[dict], int]:
+    where, params = [], []
+    if tokens:
+        where.append("f.tokens @@ to_tsquery('simple', ?)")
+        params.append(" & ".join(tokens))
+    if query:
+        words = pg_tsquery(query)
+        if not words:  # only words without letters or digits: FTS5 finds nothing for them either
+            return [], 0
+        where.append("f.words @@ to_tsquery('lb_words', ?)")
+        params.append(words)
+    condition = " AND ".join(where)
+    total = db.execute(f"SELECT count(*) FROM practices_fts f WHERE {condition}", params).fetchone()[0]
+    if query:
+        rows = db.query(f"SELECT p.* FROM practices_fts f JOIN practices p ON p.id = f.rowid WHERE {condition}"
+                        f" ORDER BY {PG_RANK} DESC, p.published_at DESC, p.id DESC LIMIT ? OFFSET ?",
+                        params + [words, limit, offset])
+    else:
+        rows = db.query(f"SELECT * FROM practices WHERE id IN (SELECT f.rowid FROM practices_fts f WHERE {condition})"
+                        " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", params + [limit, offset])
+    return [_entry(r) for r in rows], total
+
+
+_FTS_PART = re.compile(r'"((?:[^"]|"")*)"(\*?)|([()])|([^\s"()*]+)(\*?)')
+_FTS_OPERATORS = {"AND": "&", "OR": "|", "NOT": "& !"}
+
+
+def pg_tsquery(expression: str) -> str:
+    """An FTS5 query expression (rules.fts_query's: quoted words, the last a prefix) as to_tsquery's text, with
+    FTS5's meaning: each string is a phrase of its letter-and-digit runs (unicode61's tokens: "co-op" and
+    "child_labour" are two-word phrases), a trailing `*` makes the phrase's last word a prefix, strings side
+    by side must all appear, AND/OR/NOT and parentheses as in FTS5 (NOT binds tighter than AND, AND than OR,
+    as in tsquery). Words go quoted to to_tsquery('lb_words'), which folds case and removes diacritics as the
+    index did. Phrases without a letter or digit are dropped (FTS5 ignores them); "" when nothing is left."""
+    out: list[str] = []
+    operators = set(_FTS_OPERATORS.values())
+
+    def after_operand() -> bool:
+        return bool(out) and out[-1] not in operators and out[-1] != "("
+
+    for m in _FTS_PART.finditer(expression):
+        quoted, quoted_star, paren, bare, bare_star = m.groups()
+        if bare in _FTS_OPERATORS:
+            if after_operand():
+                out.append(_FTS_OPERATORS[bare])
+            continue
+        if paren == ")":
+            while out and out[-1] in operators:
+                out.pop()
+            if out and out[-1] == "(":
+                out.pop()
+            elif out.count("(") > out.count(")"):
+                out.append(")")
+            continue
+        if paren == "(":
+            phrase = "("
+        else:
+            words = re.findall(r"[^\W_]+", quoted.replace('""', '"') if quoted is not None else bare)
+            if not words:
+                continue
+            lexemes = [f"'{w}'" for w in words]
+            if quoted_star or bare_star:
+                lexemes[-1] += ":*"
+            phrase = lexemes[0] if len(lexemes) == 1 else "(" + " <-> ".join(lexemes) + ")"
+        if after_operand():
+            out.append("&")  # side by side: every one must appear
+        out.append(phrase)
+    while out and (out[-1] in operators or out[-1] == "("):
+        out.pop()
+    opened = out.count("(") - out.count(")")
+    return " ".join(out + [")"] * opened)
 
 
 def facet_values(db, issuer: str | None, kind: str) -> list[str]:

@@ -2,14 +2,15 @@
 
 `PERSONAL` is the data map in code: every table that holds personal data, with the rows that belong to one
 person (`{who}` is `platform_id IN (<that LMS site's registrations>) AND <column> = :sub`) and what erasure
-does to them. tests/test_privacy.py checks it against the schema and the README's data map.
+does to them. tests/test_privacy.py checks it against the schema and the README's data map. `{user_in_payload}`
+is the outbox payload's `user_id` in the store's JSON functions (payload is TEXT on both stores).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-from . import migration_set, one, ts
+from . import dialect, migration_set, one, ts
 
 migrations = migration_set("privacy")
 ERASED = "erased"
@@ -69,7 +70,7 @@ PERSONAL: tuple[Personal, ...] = (
              "consultations booked, questions and expert notes", "retention"),
     Personal("booking_notices", "notices", "platform_id IN ({pids}) AND user_id = :sub", "delete",
              "notices shown inside the tool", "retention"),
-    Personal("outbox", "messages_queued", "platform_id IN ({pids}) AND json_extract(payload, '$.user_id') = :sub",
+    Personal("outbox", "messages_queued", "platform_id IN ({pids}) AND {user_in_payload} = :sub",
              "delete", "grades, completion and messages on their way to the LMS", "until delivered, then 30 days"),
     Personal("score_clock", "grades_sent", "platform_id IN ({pids}) AND user_id = :sub", "delete",
              "the last grade timestamp sent per line item", "retention"),
@@ -99,12 +100,32 @@ def site_platforms(db, issuer: str) -> list[int]:
     return [r[0] for r in db.execute("SELECT id FROM platforms WHERE issuer = ?", [issuer])]
 
 
-def _where(spec: Personal, pids: list[int]) -> str:
-    return spec.where.format(pids=",".join(str(int(p)) for p in pids) or "NULL")
+USER_IN_PAYLOAD = {"sqlite": "json_extract(payload, '$.user_id')", "postgresql": "(payload::json ->> 'user_id')"}
+
+
+def _where(db, spec: Personal, pids: list[int]) -> str:
+    return spec.where.format(pids=",".join(str(int(p)) for p in pids) or "NULL",
+                             user_in_payload=USER_IN_PAYLOAD[dialect(db)])
+
+
+def table_columns(db) -> dict[str, list[str]]:
+    """Every table of the store (SQLite's own and FTS5's shadow tables left out) with its column names, for the
+    data map's check against the schema."""
+    if dialect(db) == "postgresql":
+        out: dict[str, list[str]] = {}
+        for table, column in db.execute(
+                "SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN information_schema.tables t"
+                " ON t.table_schema = c.table_schema AND t.table_name = c.table_name WHERE c.table_schema ="
+                " current_schema() AND t.table_type = 'BASE TABLE' ORDER BY c.table_name, c.ordinal_position"):
+            out.setdefault(table, []).append(column)
+        return out
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                                      " AND name NOT LIKE 'practices_fts_%' ORDER BY name")]
+    return {t: [r[1] for r in db.execute(f"PRAGMA table_info('{t}')")] for t in names}
 
 
 def rows_of(db, spec: Personal, pids: list[int], sub: str) -> list[dict]:
-    cur = db.conn.execute(f"SELECT * FROM {spec.table} WHERE {_where(spec, pids)}", {"sub": sub})
+    cur = db.conn.execute(f"SELECT * FROM {spec.table} WHERE {_where(db, spec, pids)}", {"sub": sub})
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
@@ -158,7 +179,7 @@ def erase_projects(db, pids: list[int], sub: str) -> tuple[dict, list[str]]:
 
 
 def apply_erase(db, spec: Personal, pids: list[int], sub: str) -> int:
-    where = _where(spec, pids)
+    where = _where(db, spec, pids)
     if spec.erase == "delete":
         return db.conn.execute(f"DELETE FROM {spec.table} WHERE {where}", {"sub": sub}).rowcount
     return db.conn.execute(f"UPDATE {spec.table} SET {spec.erase} WHERE {where}", {"sub": sub}).rowcount

@@ -138,8 +138,8 @@ def save_course_links(db, scope, *, lineitems_url, memberships_url, activity, re
         links[activity] = resource_link_id
     db.execute("INSERT INTO course_links (platform_id, deployment_id, context_id, lineitems_url, memberships_url,"
                " links, updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (platform_id, deployment_id, context_id) DO UPDATE SET"
-               " lineitems_url = COALESCE(excluded.lineitems_url, lineitems_url),"
-               " memberships_url = COALESCE(excluded.memberships_url, memberships_url),"
+               " lineitems_url = COALESCE(excluded.lineitems_url, course_links.lineitems_url),"
+               " memberships_url = COALESCE(excluded.memberships_url, course_links.memberships_url),"
                " links = excluded.links, updated_at = excluded.updated_at",
                [*scope, lineitems_url, memberships_url, json.dumps(links), ts()])
 
@@ -268,8 +268,8 @@ def save_submission(db, project_id, stage, *, status, attempt, data, actor, subm
     db.execute("INSERT INTO submissions (project_id, stage, status, attempt, data, submitted_at, late, updated_at,"
                " updated_by) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (project_id, stage) DO UPDATE SET"
                " status = excluded.status, attempt = excluded.attempt, data = excluded.data,"
-               " submitted_at = COALESCE(excluded.submitted_at, submitted_at),"
-               " late = CASE WHEN excluded.submitted_at IS NULL THEN late ELSE excluded.late END,"
+               " submitted_at = COALESCE(excluded.submitted_at, submissions.submitted_at),"
+               " late = CASE WHEN excluded.submitted_at IS NULL THEN submissions.late ELSE excluded.late END,"
                " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                [project_id, stage, status, attempt, json.dumps(data), submitted_at, int(bool(late)), ts(), actor])
     return submission(db, project_id, stage)["id"]

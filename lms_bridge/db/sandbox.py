@@ -258,7 +258,7 @@ def seed_roster(db, n: int) -> list[str]:
 
 def roster(db, offset: int = 0, limit: int | None = None) -> list[dict]:
     return _rows(db, "SELECT * FROM sb_roster ORDER BY CAST(user_id AS INTEGER) LIMIT ? OFFSET ?",
-                 [-1 if limit is None else limit, offset])
+                 [2**62 if limit is None else limit, offset])  # no limit (PostgreSQL refuses -1)
 
 
 def roster_size(db) -> int:

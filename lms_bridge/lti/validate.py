@@ -19,7 +19,7 @@ from . import AGS_CLAIM, CLAIM, DL_CLAIM, MESSAGE_TYPES, NRPS_CLAIM
 from ..activities import CATALOGUE
 from ..db import lti as q
 from ..db import registration as reg
-from ..db import ts, utcnow, write_transaction
+from ..db import ts, utcnow
 from ..errors import LaunchError
 from .identity import role_of  # noqa: F401  (re-exported: the course role lives with the identity rules)
 
@@ -270,7 +270,7 @@ def validate_launch(db, *, id_token: str, state_row: dict, keys_for, ttl_seconds
     mtype = check_claims(claims, platform)
     exp = utcnow() + timedelta(seconds=max(60, int(claims["exp"]) - int(utcnow().timestamp()) + LEEWAY))
     launch = launch_record(claims, platform, mtype, ttl_seconds)
-    with write_transaction(db):  # one commit: state used, nonce burnt and launch stored together
+    with q.launch_transaction(db):  # one commit: state used, nonce burnt and launch stored together
         if not q.consume_state(db, state_row["state"]):
             raise LaunchError("This login was already used or has expired. Please launch again from the LMS.",
                               code="replayed")
