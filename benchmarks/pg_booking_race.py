@@ -143,7 +143,8 @@ def main() -> int:
     print(f"servers: 2 x lms-bridge serve --workers {args.workers} on one PostgreSQL database; "
           f"{args.concurrency} client threads")
     print(f"attempts: {len(outcomes)}  seats: {args.seats}")
-    print(f"seats taken (201): {counts['booked']}  (server A {by_server[0]['booked']}, server B {by_server[1]['booked']})")
+    print(f"seats taken (201): {counts['booked']}  (server A {by_server[0]['booked']}, "
+          f"server B {by_server[1]['booked']})")
     print(f"full (409 slot_full): {counts['full']}")
     print(f"errors: {errors}  of which 5xx: {counts['5xx']}" +
           (f"  ({ {k: v for k, v in counts.items() if k not in ('booked', 'full')} })" if errors else ""))

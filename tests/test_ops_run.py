@@ -21,6 +21,7 @@ from lms_bridge.ops import logs
 from lms_bridge.sandbox import USERS
 
 from conftest import LtiActions, free_port, make_app
+from test_db_copy import drop_empty_databases  # noqa: F401  (drops the databases empty_pg_url made)
 
 BIN = Path(sys.executable).with_name("lms-bridge")
 
@@ -192,6 +193,50 @@ def test_the_readme_sequence_init_serve_worker_doctor_passes_and_restore_waits_f
         assert run("backup", "--out", str(tmp_path / "backup")).returncode == 0  # while serving
         restore = run("restore", "--force", str(tmp_path / "backup"))
         assert restore.returncode == 1 and "the install is running" in restore.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.mark.skipif(not os.environ.get("LMS_BRIDGE_TEST_POSTGRES"), reason="PostgreSQL only: needs "
+                    "LMS_BRIDGE_TEST_POSTGRES (run under tests/pg_cluster.py)")
+def test_the_readme_sequence_on_postgresql_init_serve_worker_doctor_backup(tmp_path):
+    """What the README tells an admin, on PostgreSQL: gunicorn's forked workers each open their own pool."""
+    from test_db_copy import empty_pg_url
+
+    data, port = tmp_path / "data", free_port()
+    url = empty_pg_url()
+    env = dict(os.environ, **env_for(data, LMS_BRIDGE_URL=f"http://127.0.0.1:{port}", LMS_BRIDGE_DATABASE_URL=url,
+                                     LMS_BRIDGE_SECRET_KEY="readme-sequence-secret-" + "9" * 32))
+
+    def run(*args):
+        return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    init = run("init")
+    assert init.returncode == 0 and "keystore:m001_sealed_private_keys" in init.stdout, init.stderr
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--workers", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        health = None
+        for _ in range(150):
+            try:
+                health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                if health.ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert health is not None and health.json()["store"] == "postgresql" and health.json()["database"] is True
+        for _ in range(20):  # several requests: both forked workers answer from their own pools
+            assert requests.get(f"http://127.0.0.1:{port}/.well-known/jwks.json", timeout=5).ok
+        assert run("worker", "--once").returncode == 0
+        after = run("doctor", "--json")
+        body = json.loads(after.stdout)
+        statuses = {c["name"]: c["status"] for c in body["checks"]}
+        assert after.returncode == 0 and body["ok"], after.stdout
+        assert statuses["database"] == statuses["btree_gist"] == statuses["signing keys"] == "OK"
+        assert statuses["secret"] == "OK" and statuses["public URL"] == "OK" and "WAL" not in statuses
+        backup = run("backup", "--out", str(tmp_path / "backup"))
+        assert backup.returncode == 0 and (tmp_path / "backup" / "database.pgdump").is_file(), backup.stderr
     finally:
         proc.terminate()
         proc.wait(timeout=15)

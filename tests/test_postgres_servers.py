@@ -221,8 +221,8 @@ def seed_booking(stack, participants: int, seats: int, overlapping: int) -> tupl
 
     db = stack.db()
     platform = lti_q.add_platform(db, issuer="https://moodle.example", client_id="race", deployment_ids=["1"],
-                                  auth_login_url="https://moodle.example/auth", auth_token_url="https://moodle.example/t",
-                                  key_set_url="https://moodle.example/jwks")
+                                  auth_login_url="https://moodle.example/auth",
+                                  auth_token_url="https://moodle.example/t", key_set_url="https://moodle.example/jwks")
     scope = (platform, "1", "2")
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(days=7)
     now = datetime.now(timezone.utc)
@@ -287,4 +287,147 @@ def test_a_booking_race_across_both_servers_fills_exactly_the_seats_and_no_parti
     assert len({r["participant_id"] for r in stored}) == len(stored)
     for s in others:
         assert bq.get_slot(db, s)["booked"] == sum(1 for r in stored if r["slot_id"] == s)
+    db.close()
+
+
+# --- (c) and (d): the outbox shared by two workers -----------------------------------------------------------
+def release(db, pid: int, tool_url: str, user: str, given: float, minute: int) -> int:
+    from lms_bridge.db import outbox as ob
+    from lms_bridge.db import write_transaction
+    from lms_bridge.sandbox import issuer
+
+    lineitems = f"{issuer(tool_url)}/mod/lti/services.php/2/lineitems?type_id=1"
+    with write_transaction(db):
+        return ob.enqueue(db, platform_id=pid, kind="ags_score", order_key=f"score:{pid}:2:project_report:{user}",
+                          payload={"lineitems_url": lineitems, "resource_id": "project_report", "tag": "grade",
+                                   "label": "Project report", "score_maximum": 100, "user_id": user,
+                                   "score_given": given, "comment": None,
+                                   "timestamp": f"2026-11-23T10:{minute:02d}:00.000001+00:00",
+                                   "grading_progress": "FullyGraded", "activity_progress": "Completed"})
+
+
+def sandbox_platform(db, tool_url: str) -> int:
+    from lms_bridge.db import lti as q
+    from lms_bridge.sandbox import CLIENT_ID, issuer
+
+    return q.find_platform(db, issuer(tool_url), CLIENT_ID)["id"]
+
+
+def wait_until(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_two_workers_deliver_every_job_exactly_once_through_lms_faults(workers):
+    from lms_bridge.db import outbox as ob
+    from lms_bridge.db import sandbox as sq
+
+    stack = workers
+    db = stack.db()
+    pid = sandbox_platform(db, stack.url_a)
+    users = sq.seed_roster(db, 12)
+    expected = {}
+    score_jobs = []
+    for n, user in enumerate(users):
+        score_jobs.append(release(db, pid, stack.url_a, user, 50 + n, 1))
+        score_jobs.append(release(db, pid, stack.url_a, user, 60 + n, 2))  # a re-release: the later value wins
+        expected[user] = 60 + n
+    texts = [f"Grade released {n}" for n in range(8)]
+    from lms_bridge.db import write_transaction
+
+    with write_transaction(db):
+        message_jobs = [ob.enqueue(db, platform_id=pid, kind="ws_message", payload={"user_id": 5, "text": t})
+                        for t in texts]
+    # Counted faults (each use is counted, so the calls the LMS received can be accounted for exactly) on the
+    # score and message calls; random failures only on the token endpoint.
+    counted = {}
+    for target, kind, extra, count in ((SCORES_PREFIX, "status", {"code": 429, "retry_after": 1}, 2),
+                                       (SCORES_PREFIX, "status", {"code": 500}, 3),
+                                       (SCORES_PREFIX, "timeout", {"seconds": 0.05}, 2),
+                                       (MESSAGE_FN, "status", {"code": 503}, 2),
+                                       (MESSAGE_FN, "timeout", {"seconds": 0.05}, 1)):
+        counted[sq.set_fault(db, target, kind, count=count, **extra)] = (target, count)
+    sq.set_fault(db, SCORES_PREFIX, "latency_ms", ms=20, count=10)
+    sq.set_fault(db, "/sandbox/mod/lti/token.php", "fail_ratio", ratio=0.2)
+    sq.reset_call_counts(db)
+    settings = {"OUTBOX_LEASE_SECONDS": 30, "OUTBOX_POLL_SECONDS": 0.05, "OUTBOX_BACKOFF_SECONDS": 0.05,
+                "OUTBOX_MAX_ATTEMPTS": 25, "OUTBOX_CONCURRENCY": 4}
+    first, second = stack.start_worker("worker_1", **settings), stack.start_worker("worker_2", **settings)
+    jobs = score_jobs + message_jobs
+
+    def settled():
+        return all(ob.get_job(db, j)["state"] in ("delivered", "superseded", "failed") for j in jobs)
+
+    wait_until(settled, 45, "the outbox to drain")
+    # Each worker prints its running total after a pass, once the pass's outcomes are recorded.
+    wait_until(lambda: delivered_by(first) + delivered_by(second) >= len(jobs), 15, "the workers' pass reports")
+    stack.stop_workers()
+    states = Counter(ob.get_job(db, j)["state"] for j in jobs)
+    assert states == {"delivered": len(jobs)}, states
+    notes = [ob.get_job(db, j)["last_error"] for j in jobs]
+    assert not any(notes), f"a job was sent twice and found already applied: {notes}"
+    # Both workers took part, and together they delivered each job once.
+    assert delivered_by(first) > 0 and delivered_by(second) > 0
+    assert delivered_by(first) + delivered_by(second) == len(jobs)
+    # The LMS received each job's call once, plus one call per fault it answered with. (Concurrent calls may both
+    # take a rule's last use: the sandbox decrements `remaining` once per use, below zero then, so it counts them.)
+    faults = {f["id"]: f for f in sq.list_faults(db)}
+    used = {target: 0 for target in (SCORES_PREFIX, MESSAGE_FN)}
+    for fault_id, (target, count) in counted.items():
+        assert faults[fault_id]["remaining"] <= 0, "every counted fault was used up"
+        used[target] += count - faults[fault_id]["remaining"]
+    calls = sq.call_counts(db)
+    assert calls["scores"] == len(score_jobs) + used[SCORES_PREFIX], calls
+    assert calls[f"ws:{MESSAGE_FN}"] == len(message_jobs) + used[MESSAGE_FN], calls
+    # ...and holds each grade once with its latest value, in one line item, and each message once.
+    rows = [r for r in sq.gradebook(db) if r["resource_id"] == "project_report"]
+    assert len({r["lineitem_id"] for r in rows}) == 1
+    assert len(sq.list_lineitems(db, "2", resource_id="project_report")) == 1, "created once, by one of the workers"
+    assert {r["user_id"]: round(r["score"], 5) for r in rows} == expected and len(rows) == len(expected)
+    received = [m for m in sq.messages(db, "5") if m["clientmsgid"] in {f"outbox-{j}" for j in message_jobs}]
+    assert sorted(m["clientmsgid"] for m in received) == sorted(f"outbox-{j}" for j in message_jobs)
+    assert sorted(m["text"] for m in received) == sorted(f"<p>{t}</p>" for t in texts)
+    db.close()
+
+
+def test_a_worker_killed_mid_delivery_leaves_the_job_to_the_other_after_its_lease(workers):
+    from lms_bridge.db import outbox as ob
+    from lms_bridge.db import sandbox as sq
+
+    stack = workers
+    db = stack.db()
+    pid = sandbox_platform(db, stack.url_a)
+    (user,) = sq.seed_roster(db, 1)
+    lease = 3
+    settings = {"OUTBOX_LEASE_SECONDS": lease, "OUTBOX_POLL_SECONDS": 0.05, "OUTBOX_BACKOFF_SECONDS": 0.05,
+                "OUTBOX_CONCURRENCY": 2}
+    # The LMS hangs on the first score call for longer than the lease, then answers 504 (nothing stored).
+    hang = sq.set_fault(db, SCORES_PREFIX, "timeout", seconds=lease + 1.5, count=1)
+    sq.reset_call_counts(db)
+    ws = {w["name"]: w for w in (stack.start_worker("worker_3", **settings),
+                                 stack.start_worker("worker_4", **settings))}
+    job = release(db, pid, stack.url_a, user, 77, 3)
+    wait_until(lambda: next(f for f in sq.list_faults(db) if f["id"] == hang)["remaining"] == 0, 30,
+               "the score call to reach the hanging LMS")
+    held = ob.get_job(db, job)
+    claimant = int(held["claimed_by"].split(":")[1])
+    victim = next(w for w in ws.values() if w["proc"].pid == claimant)
+    survivor = next(w for w in ws.values() if w is not victim)
+    os.kill(victim["proc"].pid, signal.SIGKILL)
+    victim["proc"].wait(timeout=10)
+    killed_at = time.monotonic()
+    assert ob.get_job(db, job)["state"] == "pending" and ob.get_job(db, job)["claimed_by"] == held["claimed_by"]
+
+    wait_until(lambda: ob.get_job(db, job)["state"] != "pending", 30, "the other worker to deliver the job")
+    done = ob.get_job(db, job)
+    assert done["state"] == "delivered" and not done["last_error"]
+    assert done["attempts"] == 2, "claimed twice: by the killed worker, then by the other after the lease"
+    assert done["delivered_at"] >= held["claimed_until"], "delivered before the killed worker's lease ran out"
+    assert time.monotonic() - killed_at > 0.5
+    wait_until(lambda: delivered_by(survivor) >= 1, 15, "the other worker's pass report")
+    assert delivered_by(survivor) == 1 and delivered_by(victim) == 0
+    assert sq.call_counts(db)["scores"] == 2  # the call that hung, and the one that delivered
+    assert sq.grade_of(db, "project_report", user) == 77
     db.close()

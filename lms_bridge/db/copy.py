@@ -6,8 +6,9 @@ What the stores keep differently is handled here:
 - migration records (`_sqlite_migrations`, `_lms_bridge_migrations`) are the target's own migrate's;
 - SQLite's internal tables and the FTS5 shadow tables (`practices_fts_*`) are not data; the library index
   `practices_fts` is copied as its rowid and text columns (PostgreSQL's tsvector columns are generated);
-- the dashboard's `dash_facets`/`dash_counts` are rebuilt by the target's triggers as the roster, projects and
-  submissions arrive, then compared with the source's;
+- the dashboard's `dash_facets`/`dash_counts` are not copied: the target rebuilds them (`dashboard.bulk_load`:
+  SQLite's triggers as the roster, projects and submissions arrive; on PostgreSQL the triggers' statements once
+  per course), then they are compared with the source's;
 - ids keep counting after the highest id the source ever gave (PostgreSQL identity sequences, sqlite_sequence).
 Each table is compared afterwards: row count and a checksum of its normalised rows (see `RowDigest`).
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import database_path, is_postgres
-from . import PG_MIGRATIONS, connect, dialect, migrate, pending_migrations
+from . import PG_MIGRATIONS, connect, dashboard, dialect, migrate, pending_migrations
 
 BATCH = 1000
 FTS = "practices_fts"
@@ -304,7 +305,10 @@ def _open(url: str, role: str):
         path = Path(database_path(url))
         if role == "source" and not path.is_file():
             raise CopyError(f"no SQLite database at {path}")
-    return connect(url)
+        return connect(url)
+    db = connect(url)
+    db.execute("SET statement_timeout = 0")  # one COPY of a large table is a long statement, legitimately
+    return db
 
 
 def _begin_snapshot(src) -> None:
@@ -384,19 +388,22 @@ def _copy(src, dst, batch: int) -> CopyReport:
         try:
             for t in seeded & set(order):
                 dst.execute(f"DELETE FROM {_quote(t)}")  # the migration's fixtures: the source has its own
+            read = {}
+            with dashboard.bulk_load(dst):
+                for t in order:
+                    try:
+                        read[t] = _copy_table(src, dst, t, plan[t], batch)
+                    except _store_errors() as e:  # e.g. a value the target's column type refuses
+                        raise CopyError(f"copying {t} failed: {_first_line(e)}; the target was left empty") from None
             reports = []
             for t in order:
-                try:
-                    read = _copy_table(src, dst, t, plan[t], batch)
-                except _store_errors() as e:  # e.g. a value the target's column type refuses
-                    raise CopyError(f"copying {t} failed: {_first_line(e)}; the target was left empty") from None
                 wrote = _digest(dst, t, plan[t], "", batch)
-                reports.append(TableReport(t, read.rows, wrote.rows, read.hexdigest(), wrote.hexdigest()))
+                reports.append(TableReport(t, read[t].rows, wrote.rows, read[t].hexdigest(), wrote.hexdigest()))
             for t, where in DERIVED.items():
                 if t in derived_src:
                     rebuilt = _digest(dst, t, plan[t], where, batch)
                     reports.append(TableReport(t, derived_src[t].rows, rebuilt.rows, derived_src[t].hexdigest(),
-                                               rebuilt.hexdigest(), "rebuilt by the target's triggers"))
+                                               rebuilt.hexdigest(), "rebuilt by the target"))
             _continue_ids(dst, source_ids)
         except BaseException:
             dst.rollback()
