@@ -42,24 +42,30 @@ CITIES = ("Jakarta", "Surabaya", "Thakurgaon", "Kathmandu", "Pokhara", "Quezon C
 
 def seed(db, issuer: str, n: int, rng: random.Random) -> None:
     now = utcnow()
-    with write_transaction(db):
-        for i in range(n):
-            cur = db.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, title, country,"
-                             " created_at) VALUES (?,?,?,?,?,?,?)" + returning_id(db), [*SCOPE, str(10_000 + i), f"P{i}", "ID", ts(now)])
-            text = lambda k: " ".join(rng.choices(VOCABULARY, WEIGHTS, k=k))  # noqa: E731
-            sdgs = sorted(rng.sample(list(SDGS), rng.randint(1, 3)), key=int)
-            fields = {"title": text(5).capitalize(), "summary": text(30), "problem": text(60), "approach": text(60),
-                      "results": text(40), "lessons": text(40), "challenges": text(20), "what_next": text(10),
-                      "hrba": rng.sample(list(HRBA_PRINCIPLES), rng.randint(1, 3)), "sdgs": sdgs,
-                      "targets": [f"{sdgs[0]}.{rng.randint(1, 9)}"], "themes": rng.sample(list(rules.THEMES), 2),
-                      "country": rng.choice(list(COUNTRIES)[:-1]), "city": rng.choice(CITIES),
-                      "cohort_year": rng.randint(2018, 2026), "org_type": rng.choice(list(rules.ORG_TYPES))}
-            entry_id = pq.create_entry(db, issuer, SCOPE, cur.lastrowid, fields, "3")
-            db.execute("UPDATE practices SET state = 'published', published_at = ? WHERE id = ?",
-                       [ts(now - timedelta(minutes=i)), entry_id])
-            e = pq.entry(db, entry_id)
-            pq.index_entry(db, e, rules.tags(e), f"{e['city']} {COUNTRIES[e['country']]}")
+    for start in range(0, n, 100):  # a transaction per hundred: PostgreSQL's statement savepoints stay few
+        with write_transaction(db):
+            _seed_batch(db, issuer, range(start, min(n, start + 100)), rng, now)
     db.execute("ANALYZE")
+
+
+def _seed_batch(db, issuer: str, numbers, rng: random.Random, now) -> None:
+    for i in numbers:
+        cur = db.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, title, country,"
+                         " created_at) VALUES (?,?,?,?,?,?,?)" + returning_id(db),
+                         [*SCOPE, str(10_000 + i), f"P{i}", "ID", ts(now)])
+        text = lambda k: " ".join(rng.choices(VOCABULARY, WEIGHTS, k=k))  # noqa: E731
+        sdgs = sorted(rng.sample(list(SDGS), rng.randint(1, 3)), key=int)
+        fields = {"title": text(5).capitalize(), "summary": text(30), "problem": text(60), "approach": text(60),
+                  "results": text(40), "lessons": text(40), "challenges": text(20), "what_next": text(10),
+                  "hrba": rng.sample(list(HRBA_PRINCIPLES), rng.randint(1, 3)), "sdgs": sdgs,
+                  "targets": [f"{sdgs[0]}.{rng.randint(1, 9)}"], "themes": rng.sample(list(rules.THEMES), 2),
+                  "country": rng.choice(list(COUNTRIES)[:-1]), "city": rng.choice(CITIES),
+                  "cohort_year": rng.randint(2018, 2026), "org_type": rng.choice(list(rules.ORG_TYPES))}
+        entry_id = pq.create_entry(db, issuer, SCOPE, cur.lastrowid, fields, "3")
+        db.execute("UPDATE practices SET state = 'published', published_at = ? WHERE id = ?",
+                   [ts(now - timedelta(minutes=i)), entry_id])
+        e = pq.entry(db, entry_id)
+        pq.index_entry(db, e, rules.tags(e), f"{e['city']} {COUNTRIES[e['country']]}")
 
 
 def learner_token(app, db) -> str:

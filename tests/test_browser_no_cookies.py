@@ -36,4 +36,5 @@ def test_zone_detection_keeps_the_launch_inside_a_cross_site_frame(live_server, 
     assert frame.locator("[data-error]").count() == 0, frame.inner_text("body")[:300]  # not "session expired"
     assert frame.locator("#dashboard").count() == 1
     assert [r[0] for r in db.execute("SELECT timezone FROM launches WHERE user_id = '3'")] == ["Pacific/Tarawa"]
+    db.close()
     context.close()

@@ -88,6 +88,7 @@ def test_other_sites_cannot_frame_the_tool_but_registered_platforms_can(live_ser
         db = connect(live_server.config["DATABASE_URL"])
         add_platform(db, issuer=lms, client_id="c", auth_login_url=lms + "/auth", auth_token_url=lms + "/token",
                      key_set_url=lms + "/certs", deployment_id="1", allow_insecure=True)
+        db.close()
         security.invalidate_origins()
         context = browser.new_context()
         page = context.new_page()
@@ -118,6 +119,7 @@ def test_a_form_another_site_submits_is_refused(live_server, browser):
     assert "another site" in page.content()
     db = connect(live_server.config["DATABASE_URL"])
     assert db.execute("SELECT count(*) FROM deadlines").fetchone()[0] == 0
+    db.close()
     context.close()
 
 

@@ -301,3 +301,25 @@ def test_an_overlap_only_the_database_catches_gets_the_same_refusal_when_booking
     cancel(db, scope, held, lina, now)  # a cancelled booking no longer counts
     reschedule(db, scope, moved, same_time, lina, now)
     assert [bq.get_slot(db, s)["booked"] for s in (first, same_time, later)] == [0, 1, 0]
+
+
+@postgresql_only
+def test_a_participant_books_while_another_participants_booking_is_still_open(conns):
+    """A booking locks its participant and its slot's row, not the store: others book at the same moment."""
+    a, b = conns(), conns()
+    scope = (pid(a), "1", "2")
+    with write_transaction(a):
+        expert = bq.upsert_expert(a, scope, "e", name="E", email="", timezone="UTC")
+        assert bq.insert_slot(a, expert, ts(START), ts(START + timedelta(hours=1)), 1)
+        assert bq.insert_slot(a, expert, ts(START + timedelta(hours=2)), ts(START + timedelta(hours=3)), 1)
+    first, second = [s["id"] for s in bq.expert_slots(a, expert)]
+    now = datetime.now(timezone.utc)
+    with bq.participant_transaction(a, scope, "p1"):
+        assert bq.take_seat(a, second)  # p1's booking, not yet committed
+        started = time.monotonic()
+        book(b, scope, first, Person("p2", "", "", "UTC"), now, topic="t", question="")  # lock_timeout: never waits
+        assert time.monotonic() - started < 1
+        assert bq.get_slot(b, first)["booked"] == 1 and bq.get_slot(b, second)["booked"] == 0  # p1's still open
+    with pytest.raises(service.SlotFull):
+        book(b, scope, second, Person("p3", "", "", "UTC"), now, topic="t", question="")
+    assert bq.get_slot(b, second)["booked"] == 1

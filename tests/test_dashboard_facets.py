@@ -10,6 +10,7 @@ from lms_bridge.db import connect, migrate, ts, utcnow, write_transaction
 from lms_bridge.db import dashboard as dq
 from lms_bridge.db import lti as lq
 from lms_bridge.db import projects as q
+from conftest import fresh_database_url
 
 SCOPE = (1, "1", "2")
 OTHER = (1, "1", "9")  # a second course on the same platform must never leak into the first
@@ -19,7 +20,8 @@ STATUSES = ("draft", "submitted", "returned", "approved", "graded")
 
 @pytest.fixture
 def db(tmp_path):
-    db = connect(str(tmp_path / "d.sqlite3"))
+    """The run's store: SQLite's triggers, or PostgreSQL's PL/pgSQL ones in the PostgreSQL run."""
+    db = connect(fresh_database_url() or str(tmp_path / "d.sqlite3"))
     migrate(db)
     lq.add_platform(db, issuer="http://lms", client_id="c", auth_login_url="http://lms/a",
                     auth_token_url="http://lms/t", key_set_url="http://lms/k")

@@ -65,6 +65,7 @@ def test_browser_zone_is_sent_once_and_kept_with_the_launch(live_server, browser
         if zones == ["Pacific/Tarawa"]:
             break
         time.sleep(0.2)
+    db.close()
     assert zones == ["Pacific/Tarawa"]
     page.locator("[data-tz-detect]").wait_for(state="detached")  # shown again in that zone, no detection left
     context.close()

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from lms_bridge.db import evaluation as eq
-from lms_bridge.db import outbox, utcnow
+from lms_bridge.db import outbox, returning_id, utcnow
 from lms_bridge.db import sandbox as sq
 from lms_bridge.db import sandbox_quiz as qz
 from lms_bridge.evaluation import tracer
@@ -132,9 +132,9 @@ def test_country_comes_from_the_plan_and_organisation_type_from_the_profile(clie
     learner = lti.launch("5")
     assert client.post("/app/evaluation/profile", data={"lt": learner, "org_type": "nhri", "consent": "no"}
                        ).status_code == 303
-    course.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, title, country,"
-                   " created_at) VALUES (1, '1', '2', '5', 'T', 'ID', 'now')")
-    course.execute("INSERT INTO project_members VALUES (last_insert_rowid(), 1, '1', '2', '5', 'owner')")
+    pid = course.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, title, country,"
+                         " created_at) VALUES (1, '1', '2', '5', 'T', 'ID', 'now')" + returning_id(course)).lastrowid
+    course.execute("INSERT INTO project_members VALUES (?, 1, '1', '2', '5', 'owner')", [pid])
     course.conn.commit()
     html = refresh(client, facilitator(lti))
     by_country = re.search(r'<table id="by-country">.*?</table>', html, re.S).group(0)
@@ -242,9 +242,8 @@ def full_answers() -> dict:
 def test_the_survey_shows_the_plans_indicators_saves_drafts_and_refuses_an_incomplete_submission(client, lti,
                                                                                                 course):
     learner = consent(client, lti, "5")
-    course.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, title, country,"
-                   " created_at) VALUES (1, '1', '2', '5', 'T', 'ID', 'now')")
-    pid = course.execute("SELECT last_insert_rowid()").fetchone()[0]
+    pid = course.execute("INSERT INTO projects (platform_id, deployment_id, context_id, owner_id, title, country,"
+                         " created_at) VALUES (1, '1', '2', '5', 'T', 'ID', 'now')" + returning_id(course)).lastrowid
     course.execute("INSERT INTO project_members VALUES (?, 1, '1', '2', '5', 'owner')", [pid])
     course.execute("INSERT INTO submissions (project_id, stage, status, data, updated_at, updated_by) VALUES"
                    " (?, 'project_plan', 'submitted', ?, 'now', '5')", [pid, '{"indicators": "Four hearings held"}'])

@@ -55,12 +55,14 @@ def stored_corpus(app) -> tuple[str, set[str]]:
     country names Babel gives the pseudo-locale, and the course content: data, never interface text."""
     from babel import Locale
 
-    from lms_bridge.db import connect
+    from lms_bridge.db import connect, dialect
 
     texts = [COURSE_TITLE]
     db = connect(app.config["DATABASE_URL"])
     try:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        tables = ("SELECT tablename FROM pg_tables WHERE schemaname = 'public'" if dialect(db) == "postgresql"
+                  else "SELECT name FROM sqlite_master WHERE type = 'table'")
+        for (table,) in db.execute(tables).fetchall():
             texts += [v for row in db.execute(f'SELECT * FROM "{table}"') for v in row if isinstance(v, str)]
     finally:
         db.close()

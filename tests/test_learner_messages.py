@@ -3,7 +3,6 @@ grade — as notices inside the tool always, and as Moodle messages through the 
 web-service credentials."""
 from __future__ import annotations
 
-from lms_bridge.db import connect
 from lms_bridge.db import projects as q
 from lms_bridge.db import sandbox as sq
 from lms_bridge.sandbox.webservice import link_tool
@@ -15,8 +14,7 @@ def workspace(client, token):
     return client.get("/app/projects/", query_string={"lt": token}).get_data(as_text=True)
 
 
-def test_learners_get_notices_and_moodle_messages_for_return_feedback_and_grade(app, client, lti):
-    db = connect(app.config["DATABASE_URL"])
+def test_learners_get_notices_and_moodle_messages_for_return_feedback_and_grade(app, client, lti, db):
     link_tool(db, app.config["TOOL_URL"])
     learner = lti.launch(user="5")
     post_stage(client, learner, data=PLAN)
@@ -40,8 +38,7 @@ def test_learners_get_notices_and_moodle_messages_for_return_feedback_and_grade(
     assert sq.messages(db, "3") == []  # staff are not told about their own actions
 
 
-def test_without_web_service_credentials_only_the_notice_is_kept(app, client, lti):
-    db = connect(app.config["DATABASE_URL"])
+def test_without_web_service_credentials_only_the_notice_is_kept(app, client, lti, db):
     learner = lti.launch(user="5")
     post_stage(client, learner, data=PLAN)
     fac = lti.launch(user="3")
@@ -50,8 +47,7 @@ def test_without_web_service_credentials_only_the_notice_is_kept(app, client, lt
     assert db.execute("SELECT count(*) FROM outbox WHERE kind = 'ws_message'").fetchone()[0] == 0
 
 
-def test_facilitators_date_discussion_sessions_and_the_workshop_and_the_course_calendar_gets_them(app, client, lti):
-    db = connect(app.config["DATABASE_URL"])
+def test_facilitators_date_discussion_sessions_and_the_workshop_and_the_course_calendar_gets_them(app, client, lti, db):
     link_tool(db, app.config["TOOL_URL"])
     fac = lti.launch(user="3")  # Europe/Stockholm
     page = client.get("/app/projects/deadlines", query_string={"lt": fac}).get_data(as_text=True)

@@ -24,8 +24,21 @@ from test_projects_flow import ALL_STRONG, PLAN, SCOPE, post_stage, review
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 
 
+_opened = []
+
+
 def db_of(app):
-    return connect(app.config["DATABASE_URL"])
+    db = connect(app.config["DATABASE_URL"])
+    _opened.append(db)
+    return db
+
+
+@pytest.fixture(autouse=True)
+def _close_connections():
+    """Each test's connections are closed when it ends (PostgreSQL's warn when collected open)."""
+    yield
+    while _opened:
+        _opened.pop().close()
 
 
 def launch_claims(db, token_lt):

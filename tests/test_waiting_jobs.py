@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from lms_bridge.db import connect, write_transaction
+from lms_bridge.db import write_transaction
 from lms_bridge.db import outbox as ob
 from lms_bridge.db import sandbox as sq
 from lms_bridge.sandbox import issuer
@@ -32,11 +32,10 @@ def attach(app, monkeypatch):
                                          "--token", sq.DEFAULT_WS_TOKEN])
 
 
-def test_a_job_without_credentials_waits_visibly_then_goes_out_once_they_are_attached(app, monkeypatch):
+def test_a_job_without_credentials_waits_visibly_then_goes_out_once_they_are_attached(app, db, monkeypatch):
     import lms_bridge.cli as cli
 
     pid = ensure_registered(app)
-    db = connect(app.config["DATABASE_URL"])
     job = queue_completion(db, pid)
     app.config["OUTBOX_MAX_ATTEMPTS"] = 2
     for _ in range(4):  # more passes than tries allowed: waiting never uses them up
@@ -57,11 +56,10 @@ def test_a_job_without_credentials_waits_visibly_then_goes_out_once_they_are_att
     assert [(c["userid"], c["state"]) for c in sq.completion(db)] == [("5", 1)]
 
 
-def test_a_refused_token_waits_and_goes_out_by_itself_once_fixed(app):
+def test_a_refused_token_waits_and_goes_out_by_itself_once_fixed(app, db):
     from lms_bridge.sandbox.webservice import link_tool
 
     pid = ensure_registered(app)
-    db = connect(app.config["DATABASE_URL"])
     link_tool(db, app.config["TOOL_URL"])
     sq.set_fault(db, "core_completion_override_activity_completion_status", "bad_token", count=1)
     job = queue_completion(db, pid)
@@ -75,9 +73,8 @@ def test_a_refused_token_waits_and_goes_out_by_itself_once_fixed(app):
     assert ob.get_job(db, job)["state"] == "delivered"
 
 
-def test_jobs_that_failed_for_want_of_credentials_before_are_revived_by_attaching(app, monkeypatch):
+def test_jobs_that_failed_for_want_of_credentials_before_are_revived_by_attaching(app, db, monkeypatch):
     pid = ensure_registered(app)
-    db = connect(app.config["DATABASE_URL"])
     job = queue_completion(db, pid)
     other = queue_completion(db, pid, user="6")
     with write_transaction(db):

@@ -1,7 +1,9 @@
 """Booking use cases over the store: publish availability, book, move, cancel, notify.
 
-Each write runs in one BEGIN IMMEDIATE transaction, so the limit checks and the conditional seat
-UPDATE see the same state; the schema's CHECK and triggers are the last word against overlaps.
+Each write runs in one transaction: on SQLite BEGIN IMMEDIATE, so the limit checks and the conditional
+seat UPDATE see the same state; on PostgreSQL a participant's own requests queue (their limit checks stay
+exact) while other participants book at once. Seats are one conditional UPDATE under a CHECK, and the
+schema (SQLite's triggers, PostgreSQL's exclusion constraints) is the last word against overlaps.
 """
 from __future__ import annotations
 
@@ -120,7 +122,7 @@ def _someone(name: str) -> str:
 def book(db, scope, slot_id: int, who: Person, now: datetime, *, topic: str, question: str,
          project: str = "") -> int:
     """Take one seat atomically; raises SlotFull, Overlap, LimitReached or TooLate with a clear message."""
-    with write_transaction(db):
+    with q.participant_transaction(db, scope, who.user_id):
         slot = q.get_slot(db, slot_id)
         expert = q.get_expert(db, scope, slot["expert_id"]) if slot else None
         if not slot or not expert or not expert["active"]:
@@ -155,12 +157,13 @@ def _own_booking(db, scope, booking_id: int, user_id: str) -> dict:
 def cancel(db, scope, booking_id: int, who: Person, now: datetime, reason: str = "") -> None:
     """Cancel and free the seat; the optional `reason` goes to the expert in the notice and the invite."""
     reason = " ".join((reason or "").split())[:500]
-    with write_transaction(db):
+    with q.participant_transaction(db, scope, who.user_id):
         row = _own_booking(db, scope, booking_id, who.user_id)
         if row["status"] != "booked":
             raise UnknownBooking(_("This booking is already cancelled."))
         check_can_cancel(limits(db, scope), parse_ts(row["start_utc"]), now, tz=who.tz)
-        q.cancel_booking(db, booking_id, reason)
+        if not q.cancel_booking(db, booking_id, reason):  # the row decides: a seat is freed once
+            raise UnknownBooking(_("This booking is already cancelled."))
         q.release_seat(db, row["slot_id"])
         expert = q.get_expert(db, scope, row["expert_id"])
         notify(db, scope, who.user_id, lambda: _message(expert, row["start_utc"], who.tz, _("cancelled")))
@@ -175,7 +178,7 @@ def cancel(db, scope, booking_id: int, who: Person, now: datetime, reason: str =
 
 def reschedule(db, scope, booking_id: int, new_slot_id: int, who: Person, now: datetime) -> None:
     """Move a booking to another slot of the same expert: same UID, SEQUENCE + 1."""
-    with write_transaction(db):
+    with q.participant_transaction(db, scope, who.user_id):
         row = _own_booking(db, scope, booking_id, who.user_id)
         new = q.get_slot(db, new_slot_id)
         if row["status"] != "booked" or not new or new["expert_id"] != row["expert_id"] or new["id"] == row["slot_id"]:
@@ -184,6 +187,7 @@ def reschedule(db, scope, booking_id: int, new_slot_id: int, who: Person, now: d
         current = next(b for b in _existing(mine) if b.booking_id == booking_id)
         check_can_reschedule(limits(db, scope), current, _existing(mine), _slot(new), now, tz=who.tz,
                              slot_taken=new["booked"])
+        q.lock_slots(db, [row["slot_id"], new_slot_id])
         if not q.take_seat(db, new_slot_id):
             raise SlotFull(_("That time has just been fully booked. Please choose another time."))
         q.release_seat(db, row["slot_id"])

@@ -6,10 +6,11 @@ bookings (triggers that abort the write). Seats are taken with one conditional U
 """
 from __future__ import annotations
 
+import contextlib
 import json
 
 from . import IntegrityError
-from . import migration_set, returning_id, ts
+from . import dialect, migration_set, returning_id, ts, write_transaction
 from .schema import ddl
 
 migrations = migration_set("booking")
@@ -252,6 +253,16 @@ def reopen_slot(db, slot_id: int, capacity: int) -> None:
                [capacity, capacity, slot_id])
 
 
+def lock_slots(db, slot_ids) -> None:
+    """Before a move takes a seat on one slot and frees one on another: lock both rows in id order, so two
+    moves between the same two slots in opposite directions queue instead of deadlocking (PostgreSQL;
+    SQLite's single writer has nothing to order)."""
+    if dialect(db) == "postgresql":
+        ids = sorted(set(slot_ids))
+        db.execute(f"SELECT id FROM booking_slots WHERE id IN ({','.join('?' * len(ids))}) ORDER BY id FOR UPDATE",
+                   ids).fetchall()
+
+
 def take_seat(db, slot_id: int) -> bool:
     """The atomic seat grab: one conditional UPDATE; False when the slot is full or withdrawn."""
     cur = db.execute("UPDATE booking_slots SET booked = booked + 1 WHERE id = ? AND open = 1 AND booked < capacity",
@@ -264,6 +275,27 @@ def release_seat(db, slot_id: int) -> None:
 
 
 # --- bookings -----------------------------------------------------------------------------
+PARTICIPANT_LOCKS = 0x4C4D42  # the namespace of participant_transaction's advisory locks (two-key form)
+
+
+@contextlib.contextmanager
+def participant_transaction(db, scope, participant_id: str):
+    """The transaction of one participant's booking, cancellation or move.
+
+    SQLite: `write_transaction` (one writer at a time). PostgreSQL: a lock on this participant only, so
+    their limit checks (bookings in total, upcoming) read what their own earlier requests wrote, while
+    other participants book at the same moment: seats are then decided by the conditional UPDATE and
+    overlaps by the exclusion constraints, never by a store-wide lock."""
+    if dialect(db) == "sqlite":
+        with write_transaction(db):
+            yield db
+        return
+    with db.atomic():
+        db.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))",
+                   [PARTICIPANT_LOCKS, "\x1f".join(map(str, [*scope, participant_id]))]).fetchall()
+        yield db
+
+
 class BookingOverlap(Exception):
     """The database refused a booking that overlaps another active booking of the participant."""
 

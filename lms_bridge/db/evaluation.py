@@ -204,7 +204,7 @@ def update_slot_stats(db, scope) -> None:
                    SELECT platform_id, deployment_id, context_id, test, slot, AVG(mark / maxmark), COUNT(*)
                    FROM eval_marks WHERE {SCOPE} AND maxmark > 0 AND mark IS NOT NULL AND user_id IN (
                      SELECT user_id FROM eval_marks WHERE {SCOPE} GROUP BY user_id HAVING COUNT(DISTINCT test) = 2)
-                   GROUP BY test, slot""", [*scope, *scope])
+                   GROUP BY platform_id, deployment_id, context_id, test, slot""", [*scope, *scope])
 
 
 def slot_means(db, scope) -> list[dict]:
@@ -241,8 +241,9 @@ def save_profile(db, scope, user_id: str, org_type: str, consent: bool | None, w
 
 
 def consent_counts(db, scope) -> dict:
-    row = one(db, f"""SELECT SUM(f.tracer_consent = 1) AS yes, SUM(f.tracer_consent = 0) AS no,
-                      COUNT(*) - SUM(f.tracer_consent IS NOT NULL) AS unasked
+    row = one(db, f"""SELECT COUNT(*) FILTER (WHERE f.tracer_consent = 1) AS yes,
+                      COUNT(*) FILTER (WHERE f.tracer_consent = 0) AS no,
+                      COUNT(*) - COUNT(f.tracer_consent) AS unasked
                       FROM roster r LEFT JOIN eval_profiles f ON f.platform_id = r.platform_id
                       AND f.deployment_id = r.deployment_id AND f.context_id = r.context_id AND f.user_id = r.user_id
                       WHERE r.platform_id = ? AND r.deployment_id = ? AND r.context_id = ? AND r.role = 'learner'
@@ -354,9 +355,9 @@ def save_answer(db, round_id: int, user_id: str, answers: dict, submit: bool, at
     now = at or ts()
     db.execute("INSERT INTO tracer_answers (round_id, user_id, answers, status, submitted_at, updated_at)"
                " VALUES (?,?,?,?,?,?) ON CONFLICT (round_id, user_id) DO UPDATE SET answers = excluded.answers,"
-               " status = CASE WHEN excluded.status = 'submitted' THEN 'submitted' ELSE status END,"
+               " status = CASE WHEN excluded.status = 'submitted' THEN 'submitted' ELSE tracer_answers.status END,"
                " submitted_at = CASE WHEN excluded.status = 'submitted' THEN excluded.submitted_at"
-               " ELSE submitted_at END, updated_at = excluded.updated_at",
+               " ELSE tracer_answers.submitted_at END, updated_at = excluded.updated_at",
                [round_id, user_id, json.dumps(answers), "submitted" if submit else "draft", now if submit else None,
                 now])
     if submit:

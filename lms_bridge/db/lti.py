@@ -5,9 +5,9 @@ import contextlib
 import json
 from datetime import timedelta
 
-from . import IntegrityError, dialect
+from . import IntegrityError
 from . import execute_write as _write, returning_id
-from . import one, parse_ts, ts, utcnow, write_transaction
+from . import one, parse_ts, row_transaction, ts, utcnow, write_transaction
 
 
 class DuplicatePlatform(Exception):
@@ -144,11 +144,7 @@ def launch_transaction(db):
     INSERT waits and then violates it). SQLite takes its write lock up front (BEGIN IMMEDIATE) as every write
     there does; PostgreSQL needs no store-wide lock, so launches on any number of servers run side by side.
     """
-    if dialect(db) == "postgresql" and not db.conn.in_transaction:
-        with db.atomic():
-            yield db
-        return
-    with write_transaction(db):
+    with row_transaction(db):
         yield db
 
 

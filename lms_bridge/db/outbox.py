@@ -236,7 +236,8 @@ def sync_health(db, platform_id: int, now=None) -> dict:
     row = next(db.query(
         "SELECT COUNT(*) FILTER (WHERE state = 'pending' AND next_attempt_at <= ?) AS due,"
         " COUNT(*) FILTER (WHERE state = 'pending' AND next_attempt_at > ?) AS waiting,"
-        " COUNT(*) FILTER (WHERE state = 'failed') AS failed, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest"
+        " COUNT(*) FILTER (WHERE state = 'failed') AS failed,"
+        " MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest"
         " FROM outbox WHERE state IN ('pending', 'failed') AND platform_id = ?", [ts(now), ts(now), platform_id]))
     last = next(db.query(
         "SELECT MAX(delivered_at) AS at FROM (SELECT delivered_at FROM outbox WHERE state = 'delivered'"

@@ -22,6 +22,7 @@ import functools
 import os
 import re
 import threading
+import time
 from contextlib import contextmanager
 
 import psycopg
@@ -265,6 +266,7 @@ class Database:
 
 CONNECT_TIMEOUT = int(os.environ.get("LMS_BRIDGE_DB_CONNECT_TIMEOUT", "10"))
 STATEMENT_TIMEOUT_MS = int(os.environ.get("LMS_BRIDGE_DB_STATEMENT_TIMEOUT", "30")) * 1000
+PING_AFTER_IDLE = 5.0  # seconds a pooled connection may sit unused before checkout pings the server
 POOL_SIZE = int(os.environ.get("LMS_BRIDGE_DB_POOL_SIZE", "5"))
 
 
@@ -320,12 +322,21 @@ def _pool(url: str):
                              timeout=CONNECT_TIMEOUT, reset_on_return="rollback")
 
             @event.listens_for(pool, "checkout")
-            def ping(raw, _record, _proxy):
-                """A connection the server dropped (restart, failover, idle timeout) is replaced, not handed out."""
-                try:
-                    raw.execute("SELECT 1")
-                except psycopg.Error:
-                    raise exc.DisconnectionError() from None
+            def ping(raw, record, _proxy):
+                """A connection the server dropped (restart, failover, idle timeout) is replaced, not handed out.
+                One that was in use moments ago is trusted without a round trip; an idle one is pinged."""
+                if raw.closed or raw.broken:
+                    raise exc.DisconnectionError()
+                if time.monotonic() - record.info.get("checked_in", 0.0) > PING_AFTER_IDLE:
+                    try:
+                        raw.execute("SELECT 1")
+                    except psycopg.Error:
+                        raise exc.DisconnectionError() from None
+
+            @event.listens_for(pool, "checkin")
+            def note_idle(_raw, record):
+                if record is not None:
+                    record.info["checked_in"] = time.monotonic()
 
             _pools[key] = pool
     return pool

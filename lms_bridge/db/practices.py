@@ -220,7 +220,7 @@ def search(db, issuer: str | None, *, query: str = "", filters: dict[str, str] |
     The index holds published entries only. Returns (page, total).
 
     On PostgreSQL the same expression becomes a tsquery on `words` (see `pg_tsquery`), the tokens one on `tokens`,
-    and ts_rank_cd (weights as bm25's, by column class) ranks, newest first among equals."""
+    and ts_rank_cd (weights as bm25's, by column class) ranks, the newest entry first among equal ranks."""
     tokens = [tag_token(k, v) for k, v in sorted((filters or {}).items())]
     if not tokens and not query:  # no criteria: newest first, straight from the (issuer, state, published_at) index
         site, params = ("issuer = ? AND ", [issuer]) if issuer is not None else ("", [])
@@ -265,15 +265,23 @@ def _search_pg(db, tokens: list[str], query: str, limit: int, offset: int) -> tu
         where.append("f.words @@ to_tsquery('lb_words', ?)")
         params.append(words)
     condition = " AND ".join(where)
-    total = db.execute(f"SELECT count(*) FROM practices_fts f WHERE {condition}", params).fetchone()[0]
+    # One pass over the matches gives the page and the total (count(*) OVER): each match's words are read once.
     if query:
-        rows = db.query(f"SELECT p.* FROM practices_fts f JOIN practices p ON p.id = f.rowid WHERE {condition}"
-                        f" ORDER BY {PG_RANK} DESC, p.published_at DESC, p.id DESC LIMIT ? OFFSET ?",
-                        params + [words, limit, offset])
+        rows = list(db.query(
+            f"WITH page AS (SELECT f.rowid, {PG_RANK} AS rank, count(*) OVER () AS lb_total FROM practices_fts f"
+            f" WHERE {condition} ORDER BY rank DESC, f.rowid DESC LIMIT ? OFFSET ?)"
+            " SELECT p.*, page.lb_total FROM page JOIN practices p ON p.id = page.rowid ORDER BY page.rank DESC, p.id DESC",
+            [words, *params, limit, offset]))
     else:
-        rows = db.query(f"SELECT * FROM practices WHERE id IN (SELECT f.rowid FROM practices_fts f WHERE {condition})"
-                        " ORDER BY published_at DESC, id DESC LIMIT ? OFFSET ?", params + [limit, offset])
-    return [_entry(r) for r in rows], total
+        rows = list(db.query(
+            "SELECT p.*, count(*) OVER () AS lb_total FROM practices p WHERE p.id IN"
+            f" (SELECT f.rowid FROM practices_fts f WHERE {condition})"
+            " ORDER BY p.published_at DESC, p.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]))
+    if rows:
+        total = rows[0]["lb_total"]
+    else:  # past the last page (or nothing found): the total on its own
+        total = db.execute(f"SELECT count(*) FROM practices_fts f WHERE {condition}", params).fetchone()[0] if offset else 0
+    return [_entry({k: v for k, v in r.items() if k != "lb_total"}) for r in rows], total
 
 
 _FTS_PART = re.compile(r'"((?:[^"]|"")*)"(\*?)|([()])|([^\s"()*]+)(\*?)')

@@ -461,5 +461,5 @@ def list_projects(db, scope) -> list[dict]:
     """Projects with more than one member: the groups an extension can cover."""
     return [dict(r) for r in db.query(
         "SELECT p.id, p.title, COUNT(m.user_id) AS size FROM projects p JOIN project_members m ON m.project_id = p.id"
-        " WHERE p.platform_id = ? AND p.deployment_id = ? AND p.context_id = ? GROUP BY p.id HAVING size > 1"
+        " WHERE p.platform_id = ? AND p.deployment_id = ? AND p.context_id = ? GROUP BY p.id, p.title HAVING COUNT(m.user_id) > 1"
         " ORDER BY p.title, p.id", list(scope))]
