@@ -217,6 +217,21 @@ def test_roster_sync_says_what_it_did_and_never_lists_staff(app, client, lti):
     assert re.findall(r'name="coauthor" value="([^"]+)"', choices) == ["6"]  # learners only: no staff, no expert
 
 
+def test_roster_sync_written_one_member_per_transaction_counts_the_same(app, client, lti, monkeypatch):
+    from lms_bridge.projects import roster
+
+    monkeypatch.setattr(roster, "ROSTER_BATCH", 1)  # every member its own transaction, as a large course's batches
+    fac = lti.launch(user="3")
+    client.get("/app/landing", query_string={"lt": lti.launch(user="4")}, follow_redirects=True)
+    db = db_of(app)
+    q.upsert_member(db, SCOPE, "u999", "Gone Learner", "", "learner", from_launch=False)
+    db.conn.commit()
+    html = client.post("/app/projects/roster/sync", data={"lt": fac}, follow_redirects=True).get_data(as_text=True)
+    assert "Roster synced from the LMS: 3 participants added, 1 left the course" in html
+    roles = q.roster_roles(db, SCOPE)
+    assert roles["4"] == "facilitator" and roles["5"] == roles["6"] == roles["7"] == "learner"
+
+
 def test_dashboard_past_the_last_page_shows_the_last_page(app, client, lti):
     fac = lti.launch(user="3")
     post_stage(client, lti.launch(user="5"), data=PLAN)
