@@ -80,6 +80,16 @@ def run_server(data: str, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("the server did not start within 30 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it has not gone after 15 s."""
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
 def race(tool_url: str, tokens: list[str], slot: int) -> tuple[Counter, list[float]]:
     barrier = threading.Barrier(len(tokens))
 
@@ -121,12 +131,7 @@ def main() -> int:
         try:
             counts, latencies = race(tool_url, tokens, slot)
         finally:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+            stop_server(proc)
         db = connect(str(Path(data) / "lms_bridge.sqlite3"))
         stored = db.execute("SELECT COUNT(*) FROM bookings WHERE status = 'booked'").fetchone()[0]
         seat_count = db.execute("SELECT booked FROM booking_slots WHERE id = ?", [slot]).fetchone()[0]

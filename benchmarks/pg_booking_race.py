@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from benchmarks.booking_race import seed  # noqa: E402
+from benchmarks.booking_race import seed, stop_server  # noqa: E402
 from benchmarks.launch import BIN, free_port, pct  # noqa: E402
 from pg_cluster import cluster  # noqa: E402
 
@@ -123,12 +123,7 @@ def main() -> int:
             elapsed = time.perf_counter() - started
         finally:
             for proc in servers:
-                os.killpg(proc.pid, 15)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
-                    proc.wait()
+                stop_server(proc)
         from lms_bridge.db import connect
 
         db = connect(database)

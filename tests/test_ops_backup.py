@@ -76,23 +76,24 @@ def holds_an_install(config: dict) -> bool:
         db.close()
 
 
+def keep_writing(url: str, stop: threading.Event, written: list) -> None:
+    """The running install keeps committing (a heartbeat row per transaction) while a backup copies."""
+    db = connect(url)
+    while not stop.is_set():
+        with write_transaction(db):
+            db.execute("INSERT INTO worker_heartbeats (worker_id, started_at, beat_at) VALUES (?,?,?)",
+                       [f"w{len(written)}", "2026-01-01", "2026-01-01"])
+        written.append(1)
+    db.close()
+
+
 @pytest.mark.skipif(bool(TEST_POSTGRES), reason="SQLite only: the SQLite snapshot and the key files (PostgreSQL: "
                     "test_postgresql_backup_while_writing_then_restore_into_an_empty_database_keeps_every_row)")
 def test_backup_while_writing_then_restore_into_a_fresh_directory_launches_with_the_data(used, tmp_path,
                                                                                        monkeypatch):
     data = Path(used.config["DATA_DIR"])
     stop, written = threading.Event(), []
-
-    def keep_writing():  # the running install keeps committing while the backup copies
-        db = connect(used.config["DATABASE_URL"])
-        while not stop.is_set():
-            with write_transaction(db):
-                db.execute("INSERT INTO worker_heartbeats (worker_id, started_at, beat_at) VALUES (?,?,?)",
-                           [f"w{len(written)}", "2026-01-01", "2026-01-01"])
-            written.append(1)
-        db.close()
-
-    writer = threading.Thread(target=keep_writing)
+    writer = threading.Thread(target=keep_writing, args=(used.config["DATABASE_URL"], stop, written))
     writer.start()
     try:
         out = tmp_path / "backup"
@@ -221,17 +222,7 @@ def test_postgresql_backup_while_writing_then_restore_into_an_empty_database_kee
     from lti_config import keys
 
     stop, written = threading.Event(), []
-
-    def keep_writing():
-        db = connect(pg_used.config["DATABASE_URL"])
-        while not stop.is_set():
-            with write_transaction(db):
-                db.execute("INSERT INTO worker_heartbeats (worker_id, started_at, beat_at) VALUES (?,?,?)",
-                           [f"w{len(written)}", "2026-01-01", "2026-01-01"])
-            written.append(1)
-        db.close()
-
-    writer = threading.Thread(target=keep_writing)
+    writer = threading.Thread(target=keep_writing, args=(pg_used.config["DATABASE_URL"], stop, written))
     writer.start()
     try:
         out = tmp_path / "backup"
