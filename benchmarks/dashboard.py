@@ -75,6 +75,7 @@ def seed(db, n: int, rng: random.Random) -> None:
 
 
 def facilitator_token(app, db) -> str:
+    """A facilitator's launch of the course, as the tool stores one, and its token (also used by evaluation.py)."""
     now = utcnow()
     lq.save_launch(db, {"id": "bench-launch", "platform_id": 1, "deployment_id": "1", "context_id": "2",
                         "context_title": "MOOC", "user_id": "3", "user_name": "Fatima Facilitator", "user_email": "",

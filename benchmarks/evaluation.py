@@ -11,18 +11,16 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.dashboard import facilitator_token  # noqa: E402  (the same facilitator launch)
 from lms_bridge import create_app  # noqa: E402
 from lms_bridge.cli import prepare  # noqa: E402
 from lms_bridge.db import connect, ts, utcnow, write_transaction  # noqa: E402
 from lms_bridge.db import evaluation as eq  # noqa: E402
-from lms_bridge.db import lti as lq  # noqa: E402
 from lms_bridge.evaluation.gain import ORG_TYPES  # noqa: E402
-from lms_bridge.lti.context import issue_token  # noqa: E402
 from lms_bridge.projects.forms import COUNTRIES  # noqa: E402
 
 SCOPE = (1, "1", "2")
@@ -64,22 +62,6 @@ def seed(db, n: int, rng: random.Random) -> None:
         db.execute("INSERT INTO eval_settings (platform_id, deployment_id, context_id, quiz_items, refreshed_at)"
                    " VALUES (?,?,?,?,?)", [*SCOPE, '[{"id": 20, "name": "Pre-test: what do you know already?"},'
                                            ' {"id": 21, "name": "Post-test: what have you learned?"}]', now])
-
-
-def facilitator_token(app, db) -> str:
-    """A facilitator's launch of the course, as the tool stores one, and its token."""
-    now = utcnow()
-    lq.save_launch(db, {"id": "bench-launch", "platform_id": 1, "deployment_id": "1", "context_id": "2",
-                        "context_title": "MOOC", "user_id": "3", "user_name": "Fatima Facilitator", "user_email": "",
-                        "role": "facilitator", "message_type": "LtiResourceLinkRequest", "resource_link_id": "1",
-                        "activity": "project_plan", "timezone": "Europe/Stockholm", "claims": {},
-                        "created_at": ts(now), "expires_at": ts(now + timedelta(hours=8))})
-    db.execute("INSERT INTO roster (platform_id, deployment_id, context_id, user_id, name, email, role, active,"
-               " updated_at) VALUES (?,?,?,?,?,?,?,?,?)", [*SCOPE, "3", "Fatima Facilitator", "", "facilitator", 1,
-                                                            ts(now)])
-    db.conn.commit()
-    with app.test_request_context():
-        return issue_token("bench-launch")
 
 
 def measure(client, url: str, runs: int) -> tuple[float, int]:
